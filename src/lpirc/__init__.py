@@ -1,0 +1,6 @@
+"""lpirc: reproducing Hyperconnect's LPIRC 2018 entry as a Jupyter Book.
+
+One module per idea: data (the embedded dataset), loaders and manifest (real data), models,
+quantize, evaluate, bench, factorize, distill, pipeline (papermill runner), book, cli.
+"""
+__version__ = "0.1.0"

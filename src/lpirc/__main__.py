@@ -1,0 +1,5 @@
+import sys
+
+from lpirc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+"""Building the Jupyter Book from one profile's results.
+
+The book never executes notebooks (``execute_notebooks: 'off'``): Jupyter Book's cache runs them
+alphabetically and keys only on code cells, so it can show stale pages. Instead the pipeline
+executes them with papermill into results/<profile>/<step>/, and this module copies them to
+book/executed/ (where _toc.yml includes them), writes the provenance block the intro page shows,
+and runs a clean ``jupyter-book build -W -n --keep-going``.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from lpirc import pipeline
+from lpirc.results import atomic_path, read_json
+
+
+class BookError(RuntimeError):
+    pass
+
+
+def _fmt_s(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def provenance_markdown(run: dict) -> str:
+    git = run.get("git", {})
+    cpu = run.get("host", {}).get("cpu", {})
+    commit = (git.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if git.get("dirty") else "")
+    lines = [
+        "| | |", "|---|---|",
+        f"| profile | `{run.get('profile')}` |",
+        f"| commit | `{commit}` |",
+        f"| last updated | {run.get('updated', '?')} |",
+        f"| CPU | {cpu.get('model', '?')}, {cpu.get('logical_cpus', '?')} logical CPUs; "
+        f"ISA: {', '.join(cpu.get('flags', [])) or '?'} |",
+        f"| TensorFlow / LiteRT | {run.get('packages', {}).get('tensorflow')} / "
+        f"{run.get('packages', {}).get('ai-edge-litert')} |",
+        f"| total step wall time | {_fmt_s(run.get('total_wall_s', 0))} |",
+        "",
+        "| step | wall time | budget |", "|---|---|---|",
+    ]
+    for step, rec in run.get("steps", {}).items():
+        budget = rec.get("budget_s")
+        lines.append(f"| {step} | {_fmt_s(rec.get('wall_s', 0))} ({rec.get('status')}) | "
+                     f"{_fmt_s(budget) if budget else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def stage(profile: str, root: Path | None = None, results: Path | None = None) -> list[Path]:
+    """Copy the profile's executed notebooks to book/executed/ and write book/_generated/."""
+    root = Path(root or pipeline.project_root())
+    results = Path(results or pipeline.results_dir(profile, root))
+    run_json = results / "run.json"
+    if not run_json.exists():
+        raise BookError(f"no results for profile {profile!r} at {results}: run `lpirc run --profile {profile}` first")
+    missing = [s for s in pipeline.STEPS if not (results / s.name / s.notebook).exists()]
+    if missing:
+        names = " ".join(s.name for s in missing)
+        raise BookError(f"profile {profile!r} has no executed notebook for: {names}; "
+                        f"run `lpirc run --profile {profile} --only {names}`")
+    executed = root / "book" / "executed"
+    if executed.exists():
+        shutil.rmtree(executed)
+    executed.mkdir(parents=True)
+    copied = []
+    for s in pipeline.STEPS:
+        target = executed / s.notebook
+        shutil.copyfile(results / s.name / s.notebook, target)
+        copied.append(target)
+    generated = root / "book" / "_generated"
+    generated.mkdir(parents=True, exist_ok=True)
+    with atomic_path(generated / "provenance.md") as tmp:
+        tmp.write_text(provenance_markdown(read_json(run_json)))
+    return copied
+
+
+def build(profile: str = "default", root: Path | None = None, results: Path | None = None) -> Path:
+    """Stage and build clean with -W -n --keep-going; returns the index page to open."""
+    root = Path(root or pipeline.project_root())
+    stage(profile, root, results)
+    out = root / "_build"
+    for sub in ("html", ".doctrees", "jupyter_execute"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root), "--all",
+           "--warningiserror", "--nitpick", "--keep-going"]
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, cwd=root)
+    if proc.returncode != 0:
+        raise BookError(f"jupyter-book build failed (exit {proc.returncode}); warnings are errors, see above")
+    index = out / "html" / "book" / "index.html"
+    if not index.exists():
+        raise BookError(f"build finished but {index} is missing")
+    return index

@@ -1,0 +1,178 @@
+"""Command line: ``lpirc run | status | steps | book | eval | bench | data``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_run(args) -> int:
+    from lpirc import pipeline
+
+    force = True if args.force == [] else args.force
+    pipeline.run(args.profile, only=args.only, start=args.start, overrides=args.set, force=force)
+    results = pipeline.results_dir(args.profile)
+    print(f"\nresults in {results}; run.json records parameters, commit, versions, CPU and timings")
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from lpirc import pipeline
+
+    for name, state, why in pipeline.status(args.profile):
+        print(f"{name:14s} {state:8s} {why}")
+    return 0
+
+
+def _cmd_steps(args) -> int:
+    from lpirc import pipeline
+
+    root = pipeline.project_root()
+    for step, params in pipeline.step_parameters(root).items():
+        s = pipeline.steps_by_name()[step]
+        print(f"{step}  ({s.notebook}; reads: {', '.join(s.reads) or '-'})")
+        for p in params.values():
+            print(f"    {p.name:24s} {p.type_name:6s} default {p.default!r}")
+    return 0
+
+
+def _cmd_book(args) -> int:
+    from lpirc import book
+
+    index = book.build(args.profile)
+    print(f"book built: open {index}")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from lpirc.evaluate import evaluate_source
+
+    result = evaluate_source(args.model, Path(args.data), Path(args.labels) if args.labels else None,
+                             limit=args.limit, split=args.split, skip_corrupt=args.skip_corrupt,
+                             progress=not args.quiet)
+    print(f"{args.model}: top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
+          f"on {result['n']} images ({result['layout']})")
+    if result["skipped_corrupt"]:
+        print(f"skipped {len(result['skipped_corrupt'])} corrupt image(s): "
+              + ", ".join(result["skipped_corrupt"][:5]))
+    if args.json:
+        from lpirc.results import write_json
+        write_json(args.json, result)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from lpirc import bench, runinfo
+
+    if args.adb:
+        from lpirc import device
+        rec = device.bench_on_device(args.model, args.benchmark_binary, serial=args.serial)
+        print(json.dumps(rec["summary"], indent=2))
+        return 0
+    paths = [args.model] + ([args.vs] if args.vs else [])
+    recs = bench.interleaved(paths, runs=args.runs, warmup=args.warmup)
+    cpu = runinfo.cpu_info()
+    print(f"CPU: {cpu['model']} ({', '.join(cpu['flags'])}); 1 thread, {args.runs} runs interleaved")
+    for r in recs:
+        print(f"{r['model']}: median {r['median_ms']:.3f} ms (p10 {r['p10_ms']:.3f}, p90 {r['p90_ms']:.3f})"
+              + (f"  ratio {r['ratio_to_first']:.3f} [{r['ratio_ci95'][0]:.3f}, {r['ratio_ci95'][1]:.3f}]"
+                 if r is not recs[0] else ""))
+    if args.json:
+        from lpirc.results import write_json
+        write_json(args.json, {"host": runinfo.host_record(), "results": recs})
+    return 0
+
+
+def _cmd_data(args) -> int:
+    from lpirc import manifest
+
+    if args.data_cmd == "verify":
+        report = manifest.verify(args.name, Path(args.path))
+        print(report.summary())
+        return 0 if report.ok else 1
+    if args.data_cmd == "list":
+        for name, m in manifest.load_all().items():
+            print(f"{name:14s} {m.get('title', '')}")
+        return 0
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lpirc", description="Reproduce Hyperconnect's LPIRC 2018 entry.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the pipeline's notebooks with papermill")
+    p.add_argument("--profile", default="default")
+    p.add_argument("--only", nargs="+", metavar="STEP")
+    p.add_argument("--from", dest="start", metavar="STEP")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a parameter, e.g. --set distillation.alpha=0.5 (value parsed as YAML)")
+    p.add_argument("--force", nargs="*", metavar="STEP", help="rerun these steps (all if none given)")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("status", help="fresh / stale / missing per step")
+    p.add_argument("--profile", default="default")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("steps", help="list steps and their parameters")
+    p.set_defaults(func=_cmd_steps)
+
+    p = sub.add_parser("book", help="build the HTML book from a profile's results")
+    p.add_argument("--profile", default="default")
+    p.set_defaults(func=_cmd_book)
+
+    p = sub.add_parser("eval", help="top-1/top-5 of a .tflite classifier on a data folder")
+    p.add_argument("model")
+    p.add_argument("--data", required=True, help="embedded dataset folder, ILSVRC2012 folder or class folders")
+    p.add_argument("--labels", help="ILSVRC2012-format ground truth: 'FILENAME LABEL' per line")
+    p.add_argument("--split", default="val", help="split of an embedded dataset folder")
+    p.add_argument("--limit", type=int)
+    p.add_argument("--skip-corrupt", action="store_true", help="skip undecodable images and count them")
+    p.add_argument("--json", help="also write the result as JSON to this file")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("bench", help="single-thread latency of a .tflite (optionally A/B interleaved)")
+    p.add_argument("model")
+    p.add_argument("--vs", help="a second model, timed interleaved; prints the ratio")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--json")
+    p.add_argument("--adb", action="store_true", help="run on an Android phone over adb instead")
+    p.add_argument("--serial")
+    p.add_argument("--benchmark-binary", help="TFLite benchmark_model binary for the phone")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("data", help="dataset manifests")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    v = dsub.add_parser("verify", help="check a local copy against its manifest")
+    v.add_argument("name")
+    v.add_argument("--path", required=True)
+    dsub.add_parser("list", help="list the manifests")
+    p.set_defaults(func=_cmd_data)
+    return parser
+
+
+def main(argv=None) -> int:
+    from lpirc.evaluate import ModelFileError
+    from lpirc.loaders import DataError
+    from lpirc.params import ParameterError
+    from lpirc.pipeline import StepFailed
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ParameterError, DataError, ModelFileError, FileNotFoundError) as exc:
+        print(f"lpirc: error: {exc}", file=sys.stderr)
+        return 2
+    except StepFailed as exc:
+        print(f"lpirc: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lpirc: interrupted; completed steps' results are intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

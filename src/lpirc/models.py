@@ -1,0 +1,192 @@
+"""Model builders (MobileNet v1 student and teachers), the training recipe, and MAC counting.
+
+Everything uses Keras 2 through ``tf_keras``: tensorflow-model-optimization's QAT rejects Keras 3
+models (see DESIGN.md). Layer names follow ``keras.applications.MobileNet`` (conv1, conv_dw_N,
+conv_pw_N, ..._bn, ..._relu) so later chapters can address layers by name.
+
+Every model takes images mapped to [-1, 1] (``lpirc.data.to_model_input``) and returns logits.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+# (stride, pointwise filters at width 1.0) for the 13 depthwise-separable blocks of MobileNet v1
+MOBILENET_V1_BLOCKS = ((1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
+                       (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
+# A spike found BatchNorm's default momentum (0.99) leaves running statistics too stale for short
+# from-scratch runs: validation then predicts one class for ~1,000 steps. 0.9 fixes it.
+BN_MOMENTUM = 0.9
+
+
+def mobilenet_v1(width_multiplier: float = 1.0, resolution: int = 224, classes: int = 1000,
+                 dropout: float = 1e-3, name: str | None = None) -> keras.Model:
+    """MobileNet v1 (Howard et al. 2017) with Keras applications' layer names, returning logits."""
+    def filters(n):
+        return int(n * width_multiplier)
+
+    inputs = keras.Input((resolution, resolution, 3), name="input")
+    x = keras.layers.Conv2D(filters(32), 3, strides=2, padding="same", use_bias=False, name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="conv1_bn")(x)
+    x = keras.layers.ReLU(6.0, name="conv1_relu")(x)
+    for i, (stride, pw) in enumerate(MOBILENET_V1_BLOCKS, start=1):
+        if stride == 2:
+            x = keras.layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{i}")(x)
+        x = keras.layers.DepthwiseConv2D(3, strides=stride, padding="same" if stride == 1 else "valid",
+                                         use_bias=False, name=f"conv_dw_{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv_dw_{i}_bn")(x)
+        x = keras.layers.ReLU(6.0, name=f"conv_dw_{i}_relu")(x)
+        x = keras.layers.Conv2D(filters(pw), 1, use_bias=False, name=f"conv_pw_{i}")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"conv_pw_{i}_bn")(x)
+        x = keras.layers.ReLU(6.0, name=f"conv_pw_{i}_relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or f"mobilenet_v1_{width_multiplier:g}_{resolution}")
+
+
+def resnet(depth: int = 8, width: int = 32, resolution: int = 32, classes: int = 10,
+           name: str | None = None) -> keras.Model:
+    """A small CIFAR-style ResNet (He et al. 2016), depth = 6n + 2; a teacher of a different family."""
+    if (depth - 2) % 6:
+        raise ValueError(f"resnet depth must be 6n+2, got {depth}")
+    n = (depth - 2) // 6
+    inputs = keras.Input((resolution, resolution, 3), name="input")
+    x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, name="stem")(inputs)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    for stage in range(3):
+        for block in range(n):
+            stride = 2 if stage > 0 and block == 0 else 1
+            f = width * 2 ** stage
+            tag = f"s{stage + 1}b{block + 1}"
+            y = keras.layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False, name=f"{tag}_conv1")(x)
+            y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{tag}_bn1")(y)
+            y = keras.layers.ReLU(name=f"{tag}_relu1")(y)
+            y = keras.layers.Conv2D(f, 3, padding="same", use_bias=False, name=f"{tag}_conv2")(y)
+            y = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{tag}_bn2")(y)
+            if stride != 1 or x.shape[-1] != f:
+                x = keras.layers.Conv2D(f, 1, strides=stride, use_bias=False, name=f"{tag}_proj")(x)
+                x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{tag}_proj_bn")(x)
+            x = keras.layers.ReLU(name=f"{tag}_out")(keras.layers.Add(name=f"{tag}_add")([x, y]))
+    x = keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d")(x)
+    outputs = keras.layers.Dense(classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or f"resnet{depth}_w{width}")
+
+
+def build(spec: dict, classes: int, resolution: int) -> keras.Model:
+    """Build from a parameter dict such as {"arch": "mobilenet_v1", "width_multiplier": 0.25}."""
+    spec = dict(spec)
+    arch = spec.pop("arch")
+    if arch == "mobilenet_v1":
+        return mobilenet_v1(spec.get("width_multiplier", 1.0), resolution, classes)
+    if arch == "resnet":
+        return resnet(spec.get("depth", 8), spec.get("width", 32), resolution, classes)
+    raise ValueError(f"unknown arch {arch!r}; expected 'mobilenet_v1' or 'resnet'")
+
+
+# --------------------------------------------------------------------------------------------------
+# MACs and parameters
+def layer_macs(layer) -> int:
+    """Multiply-accumulates of one layer for one image (convolutions and dense layers only)."""
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        _, h, w, c = layer.output.shape
+        kh, kw = layer.kernel_size
+        return int(h * w * kh * kw * c)  # c = input channels x depth multiplier
+    if isinstance(layer, keras.layers.Conv2D):
+        _, h, w, cout = layer.output.shape
+        kh, kw = layer.kernel_size
+        cin = layer.input.shape[-1]
+        return int(h * w * kh * kw * cin * cout // layer.groups)
+    if isinstance(layer, keras.layers.Dense):
+        return int(layer.input.shape[-1] * layer.units)
+    return 0
+
+
+def count_macs(model: keras.Model) -> int:
+    return sum(layer_macs(layer) for layer in model.layers)
+
+
+def macs_by_layer(model: keras.Model) -> dict[str, int]:
+    return {layer.name: m for layer in model.layers if (m := layer_macs(layer))}
+
+
+# --------------------------------------------------------------------------------------------------
+# training
+def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
+    return model
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, numpy and TensorFlow, and make TensorFlow's ops deterministic."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_classifier(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int,
+                     batch_size: int = 128, learning_rate: float = 1e-2, verbose: int = 2) -> dict:
+    """Train with Adam and a cosine learning-rate decay; return the per-epoch history and wall time.
+
+    x arrays are uint8 images; they are mapped to [-1, 1] here.
+    """
+    from lpirc.data import to_model_input
+
+    steps = max(1, epochs * int(np.ceil(len(x_train) / batch_size)))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
+    compile_classifier(model, schedule)
+    start = time.perf_counter()
+    hist = model.fit(to_model_input(x_train), y_train, validation_data=(to_model_input(x_val), y_val),
+                     epochs=epochs, batch_size=batch_size, verbose=verbose, shuffle=True)
+    wall = time.perf_counter() - start
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    return {"history": history, "train_time_s": wall,
+            "images_per_s": epochs * len(x_train) / wall if wall > 0 else float("nan")}
+
+
+def predict_logits(model: keras.Model, images_uint8: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    from lpirc.data import to_model_input
+
+    return model.predict(to_model_input(images_uint8), batch_size=batch_size, verbose=0)
+
+
+def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
+    if len(labels) == 0:
+        return float("nan")
+    top = np.argsort(-logits, axis=1)[:, :k]
+    return float(np.mean(np.any(top == labels[:, None], axis=1)))
+
+
+def evaluate_keras(model: keras.Model, images_uint8, labels) -> dict:
+    logits = predict_logits(model, images_uint8)
+    return {"top1": topk_accuracy(logits, labels, 1), "top5": topk_accuracy(logits, labels, 5)}
+
+
+def save_model(model: keras.Model, path) -> None:
+    """Save as a single .keras (Keras 2 'keras' format) file, atomically."""
+    from lpirc.results import atomic_path
+
+    with atomic_path(path) as tmp:
+        model.save(str(tmp) + ".keras")
+        os.replace(str(tmp) + ".keras", tmp)
+
+
+def load_model(path) -> keras.Model:
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model {path} not found; run the step that writes it first")
+    if path.suffix != ".keras":
+        raise ValueError(f"expected a .keras file, got {path}")
+    return keras.models.load_model(path, compile=False)

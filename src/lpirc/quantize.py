@@ -1,0 +1,107 @@
+"""Converting Keras models to TFLite: float32, dynamic-range, full-integer int8, and QAT int8.
+
+The quantized model of record is full-integer int8 (TFLITE_BUILTINS_INT8, int8 input and output,
+calibrated on a representative sample of the train split): on CPUs with XNNPACK it is the fast path,
+while dynamic-range models run about as fast as float (DESIGN.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lpirc.tfutil import native_stderr_to_log, quiet_tensorflow
+
+MODES = ("float32", "dynamic_range", "int8")
+
+
+@dataclasses.dataclass
+class Converted:
+    mode: str
+    path: Path
+    convert_s: float
+    size_bytes: int
+
+
+def _converter(model):
+    import tensorflow as tf
+    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def representative_dataset(images_uint8: np.ndarray, size: int, seed: int = 0):
+    """A generator of single float images in [-1, 1], drawn without replacement from the given split."""
+    from lpirc.data import to_model_input
+
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(images_uint8), size=min(size, len(images_uint8)), replace=False)
+    sample = to_model_input(images_uint8[np.sort(idx)])
+
+    def gen():
+        for x in sample:
+            yield [x[None]]
+    return gen
+
+
+def convert(model, mode: str, path: Path | str, representative=None) -> Converted:
+    """Convert and write ``path`` atomically. ``representative`` (from representative_dataset) is
+    required for int8; for models that have not been trained, random images calibrate well enough
+    for latency work."""
+    import tensorflow as tf
+    from lpirc.results import atomic_path
+
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    quiet_tensorflow()
+    conv = _converter(model)
+    if mode in ("dynamic_range", "int8"):
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "int8":
+        if representative is None:
+            raise ValueError("int8 conversion needs a representative dataset")
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    start = time.perf_counter()
+    with native_stderr_to_log():
+        flatbuffer = conv.convert()
+    seconds = time.perf_counter() - start
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(flatbuffer)
+    return Converted(mode, path, seconds, len(flatbuffer))
+
+
+def random_representative(shape, n: int = 16, seed: int = 0):
+    """Calibration images for untrained architectures (latency only): uniform in [-1, 1]."""
+    rng = np.random.default_rng(seed)
+    data = rng.uniform(-1, 1, size=(n, *shape)).astype(np.float32)
+
+    def gen():
+        for x in data:
+            yield [x[None]]
+    return gen
+
+
+# --------------------------------------------------------------------------------------------------
+# quantization-aware training
+def quantization_aware(model):
+    """Wrap a (tf_keras, functional) model with fake-quantization nodes for QAT."""
+    quiet_tensorflow()
+    import tensorflow_model_optimization as tfmot
+
+    with native_stderr_to_log():
+        return tfmot.quantization.keras.quantize_model(model)
+
+
+def train_qat(model, x_train, y_train, x_val, y_val, *, epochs: int, learning_rate: float = 1e-3,
+              batch_size: int = 128, verbose: int = 2):
+    """Fine-tune a QAT-wrapped copy of a trained float model; returns (qat_model, record)."""
+    from lpirc.models import train_classifier
+
+    qat_model = quantization_aware(model)
+    record = train_classifier(qat_model, x_train, y_train, x_val, y_val, epochs=epochs,
+                              batch_size=batch_size, learning_rate=learning_rate, verbose=verbose)
+    return qat_model, record

@@ -1,0 +1,30 @@
+"""Published figures the book compares against (reference/*.csv), never mixed with measured ones."""
+from __future__ import annotations
+
+import pandas as pd
+
+from lpirc.pipeline import project_root
+
+
+def mobilenet_v1_published() -> pd.DataFrame:
+    return pd.read_csv(project_root() / "reference" / "mobilenet_v1_published.csv")
+
+
+def seed_figures() -> pd.DataFrame:
+    return pd.read_csv(project_root() / "reference" / "seed_figures.csv")
+
+
+def published_row(width_multiplier: float, resolution: int) -> pd.Series:
+    df = mobilenet_v1_published()
+    sel = df[(df.width_multiplier == width_multiplier) & (df.resolution == resolution)]
+    if sel.empty:
+        raise KeyError(f"no published MobileNet v1 {width_multiplier}_{resolution}")
+    return sel.iloc[0]
+
+
+def challenge_score(top1: float, latency_ms: float, budget_ms: float = 30.0) -> float:
+    """LPIRC 2018 track 1: acc / max(30 x T, runtime) with runtime = T x per-image latency.
+
+    Per image this is acc / max(30, latency_ms); scaled by 30 so a model at or under 30 ms scores
+    its accuracy in percent (the seed's 67.3% at 43 ms -> 47.0)."""
+    return top1 * budget_ms / max(budget_ms, latency_ms)

@@ -1,0 +1,70 @@
+"""Showing results in the executed notebooks: captioned tables and prose generated from numbers.
+
+Outputs are MyST markdown (the book sets ``nb_render_markdown_format: myst``), so a table shown
+here is a numbered, captioned ``{table}`` in the book, and sentences carry numbers read from the
+results files, never typed by hand.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _cell(value, digits: int) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(frame, digits: int = 2, formats: dict | None = None) -> str:
+    formats = formats or {}
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in frame.iterrows():
+        cells = []
+        for c in cols:
+            fmt = formats.get(c)
+            cells.append(fmt(row[c]) if fmt else _cell(row[c], digits))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table(frame, caption: str, name: str, digits: int = 2, formats: dict | None = None):
+    """Display a DataFrame as a numbered, captioned MyST table."""
+    from IPython.display import Markdown, display
+
+    if len(frame) == 0:
+        raise ValueError(f"table {name!r} is empty: the results it is built from are missing")
+    md = f"```{{table}} {caption}\n:name: {name}\n\n{markdown_table(frame, digits, formats)}\n```"
+    display(Markdown(md))
+
+
+def say(text: str):
+    from IPython.display import Markdown, display
+    display(Markdown(text))
+
+
+def pct(x: float, digits: int = 1) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of a Student-t confidence interval (nan half-width for n < 2)."""
+    from scipy import stats
+
+    a = np.asarray(values, dtype=float)
+    if len(a) < 2:
+        return float(a.mean()) if len(a) else float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(a) - 1) * a.std(ddof=1) / math.sqrt(len(a))
+    return float(a.mean()), float(half)
+
+
+def fmt_ci(mean: float, half: float, scale: float = 100, digits: int = 1) -> str:
+    if math.isnan(half):
+        return f"{mean * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {half * scale:.{digits}f}"

@@ -1,0 +1,79 @@
+"""Provenance: which code, packages and CPU produced a result."""
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy",
+            "pillow", "scikit-image", "pandas", "matplotlib", "papermill", "jupyter-book", "sphinx")
+ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni",
+             "amx_int8", "asimd", "asimddp", "i8mm")
+
+
+def git_state(root: Path) -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    if head.returncode != 0:
+        return {"commit": None, "dirty": None}
+    return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip())}
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def cpu_info() -> dict:
+    """CPU model, ISA flags that matter for int8/float kernels, clock where Linux exposes it."""
+    info = {"machine": platform.machine(), "model": platform.processor() or None, "flags": [],
+            "logical_cpus": None, "max_mhz": None}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return info
+    flags: set[str] = set()
+    count = 0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "processor":
+            count += 1
+        elif key == "model name" and not info.get("model_name"):
+            info["model"] = value
+            info["model_name"] = value
+        elif key in ("flags", "Features") and not flags:
+            flags = set(value.split())
+        elif key == "cpu MHz" and info.get("mhz") is None:
+            info["mhz"] = float(value)
+    info.pop("model_name", None)
+    info["flags"] = [f for f in ISA_FLAGS if f in flags]
+    info["logical_cpus"] = count or None
+    try:
+        khz = Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text().strip()
+        info["max_mhz"] = int(khz) / 1000
+    except (OSError, ValueError):
+        pass
+    return info
+
+
+def host_record() -> dict:
+    return {"hostname": platform.node(), "python": platform.python_version(),
+            "platform": platform.platform(), "cpu": cpu_info()}
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,53 @@
+"""Keeping TensorFlow's native log lines out of notebooks and the book.
+
+TensorFlow's C++ logging (oneDNN, cuInit, converter notes) writes straight to file descriptor 2 and
+survives TF_CPP_MIN_LOG_LEVEL=3; ipykernel captures that descriptor into cell outputs. Redirecting
+fd 2 while TensorFlow imports and while the converter runs keeps the book clean; Python warnings and
+exceptions are unaffected (they go through sys.stderr after the redirect is undone).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+import warnings
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def native_stderr_to_log(log_path: str | None = None):
+    """Send everything written to fd 2 inside the block to a temporary file (or log_path)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    target = open(log_path, "ab") if log_path else tempfile.TemporaryFile()
+    try:
+        os.dup2(target.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        target.close()
+
+
+_QUIET = False
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow and tf_keras once with native logging muted; silence known-harmless warnings."""
+    global _QUIET
+    if _QUIET:
+        return
+    with native_stderr_to_log():
+        import tensorflow as tf  # noqa: F401
+        import tf_keras  # noqa: F401
+        tf.get_logger().setLevel("ERROR")
+    # Emitted on every int8 conversion; harmless (DESIGN.md).
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import absl.logging
+    absl.logging.set_verbosity(absl.logging.ERROR)
+    _QUIET = True
