@@ -160,6 +160,13 @@ def main(argv=None) -> int:
     from lpirc.params import ParameterError
     from lpirc.pipeline import StepFailed
 
+    import signal
+
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    # SIGTERM unwinds like Ctrl-C, so a step's staging folder is cleaned and results stay intact.
+    signal.signal(signal.SIGTERM, _terminate)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -251,7 +251,7 @@ def generate_split(split: str, n: int, seed: int, progress: bool = False) -> tup
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     iterator = range(n)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         iterator = tqdm(iterator, desc=f"generating {split}", mininterval=2.0)
     for i in iterator:
         if style.out_of_vocabulary_prob and rng.random() < style.out_of_vocabulary_prob:

@@ -36,9 +36,13 @@ def check_tflite_file(path: Path | str) -> Path:
 def interpreter(path: Path | str, num_threads: int = 1):
     from ai_edge_litert.interpreter import Interpreter
 
+    from lpirc.tfutil import native_stderr_to_log
+
     path = check_tflite_file(path)
-    it = Interpreter(model_path=str(path), num_threads=num_threads)
-    it.allocate_tensors()
+    # LiteRT prints "Created TensorFlow Lite XNNPACK delegate" on fd 2; keep it out of the book.
+    with native_stderr_to_log():
+        it = Interpreter(model_path=str(path), num_threads=num_threads)
+        it.allocate_tensors()
     return it
 
 
@@ -92,7 +96,7 @@ class TFLiteClassifier:
         out = np.empty((len(images_uint8), self.num_outputs), np.float32)
         iterator = range(len(images_uint8))
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
             iterator = tqdm(iterator, desc=f"evaluating {self.path.name}", mininterval=2.0)
         for i in iterator:
             self.it.set_tensor(self.inp["index"], self._prepare(images_uint8[i]))

@@ -118,7 +118,7 @@ def load_images(image_list: ImageList, size: int, limit: int | None = None, skip
     images, kept, skipped = [], [], []
     iterator = enumerate(paths)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         iterator = tqdm(iterator, total=len(paths), desc="decoding images", mininterval=2.0)
     for i, path in iterator:
         try:

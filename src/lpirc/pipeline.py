@@ -149,6 +149,19 @@ def resolve_parameters(root: Path, profile: str, overrides: list[str] | None = N
 
 
 def _check_cross_step(merged: dict) -> None:
+    """Checks that need more than one value: choices, folders that must exist, names across steps."""
+    d = merged.get("data", {})
+    if d.get("source") not in (None, "embedded", "folders"):
+        raise P.ParameterError(f"data.source = {d.get('source')!r}: must be 'embedded' (generated) or "
+                               "'folders' (real image folders, see book/reproduce.md)")
+    if d.get("source") == "folders":
+        for key in ("train_dir", "val_dir", "holdout_dir", "extra_dir", "val_labels_file"):
+            value = d.get(key)
+            if key in ("train_dir", "val_dir") and not value:
+                raise P.ParameterError(f"data.{key} is required when data.source is 'folders'")
+            if value and not Path(value).exists():
+                raise P.ParameterError(f"data.{key} = {value!r} does not exist; fix the path in the "
+                                       "profile or check the copy with `lpirc data verify`")
     teachers = {t["name"] for t in merged.get("baseline", {}).get("teachers", [])}
     for step in ("distillation",):
         for name in merged.get(step, {}).get("teachers", []):

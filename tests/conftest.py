@@ -1,0 +1,80 @@
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+def colour_images(n_per_class: int, size: int, seed: int = 0):
+    """Images whose dominant channel is the class (0 red, 1 green, 2 blue): a task with known answers."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for c in range(3):
+        for _ in range(n_per_class):
+            img = rng.integers(0, 60, size=(size, size, 3))
+            img[..., c] = rng.integers(180, 256, size=(size, size))
+            images.append(img.astype(np.uint8))
+            labels.append(c)
+    return np.stack(images), np.array(labels)
+
+
+def colour_model(size: int, outputs: int, background: bool):
+    """A Keras model that predicts the dominant channel: GAP then a Dense with known weights."""
+    import tf_keras as keras
+
+    inp = keras.Input((size, size, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inp)
+    out = keras.layers.Dense(outputs, name="logits")(x)
+    model = keras.Model(inp, out)
+    kernel = np.zeros((3, outputs), np.float32)
+    bias = np.zeros(outputs, np.float32)
+    offset = 1 if background else 0
+    for c in range(3):
+        kernel[c, c + offset] = 4.0
+    if background:
+        bias[0] = -2.0
+    model.get_layer("logits").set_weights([kernel, bias])
+    return model
+
+
+def convert_tiny(model, mode: str, path: Path, io_type=None, size=None):
+    """Convert with the project's converter, or with a given integer I/O type (uint8 for 'third-party')."""
+    import tensorflow as tf
+    from lpirc import quantize
+
+    if io_type is None:
+        rep = quantize.random_representative(model.input_shape[1:], 16)
+        return quantize.convert(model, mode, path, rep if mode == "int8" else None).path
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    rep = quantize.random_representative(model.input_shape[1:], 16)
+    conv.representative_dataset = rep
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = io_type
+    conv.inference_output_type = io_type
+    path.write_bytes(conv.convert())
+    return path
+
+
+@pytest.fixture
+def project_copy(tmp_path, root):
+    """A throwaway copy of the project's sources (no results, no venv) to run or build in."""
+    dst = tmp_path / "project"
+    dst.mkdir()
+    for name in ("_config.yml", "_toc.yml", "references.bib", "pyproject.toml"):
+        shutil.copy(root / name, dst / name)
+    for folder in ("book", "notebooks", "params", "src", "reference", "data_manifest"):
+        shutil.copytree(root / folder, dst / folder,
+                        ignore=shutil.ignore_patterns("executed", "_generated", "__pycache__"))
+    return dst

@@ -1,0 +1,32 @@
+import pytest
+
+from lpirc import models
+
+
+def test_mobilenet_v1_matches_published_size_and_compute():
+    m = models.mobilenet_v1(1.0, 224, 1000)
+    assert m.count_params() == 4_253_864          # Keras applications' MobileNet: 4.2M
+    assert round(models.count_macs(m) / 1e6) == 569  # published 569M MACs
+
+
+@pytest.mark.parametrize("alpha,res,mmacs", [(1.0, 160, 291), (0.5, 128, 49), (0.25, 128, 14)])
+def test_mobilenet_v1_macs_grid(alpha, res, mmacs):
+    assert round(models.count_macs(models.mobilenet_v1(alpha, res, 1001)) / 1e6) == mmacs
+
+
+def test_layer_names_follow_keras_applications():
+    names = [layer.name for layer in models.mobilenet_v1(0.25, 32, 10).layers]
+    for i in range(1, 14):
+        for suffix in ("", "_bn", "_relu"):
+            assert f"conv_dw_{i}{suffix}" in names and f"conv_pw_{i}{suffix}" in names
+    assert names[1] == "conv1" and names[-1] == "logits"
+
+
+def test_teachers_build_and_differ_in_size():
+    small = models.build({"arch": "resnet", "depth": 8, "width": 16}, 10, 32)
+    big = models.build({"arch": "mobilenet_v1", "width_multiplier": 1.0}, 10, 32)
+    assert small.count_params() < big.count_params()
+    with pytest.raises(ValueError, match="6n\\+2"):
+        models.resnet(depth=9)
+    with pytest.raises(ValueError, match="unknown arch"):
+        models.build({"arch": "vgg"}, 10, 32)

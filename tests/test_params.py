@@ -1,0 +1,72 @@
+import pytest
+
+from lpirc import params as P
+from lpirc import pipeline
+
+
+@pytest.fixture(scope="module")
+def step_params(root):
+    return pipeline.step_parameters(root)
+
+
+def test_defaults_merge_profile_and_set(step_params):
+    merged = P.merge(step_params, {"global": {"seed": 3}, "baseline": {"epochs": 2}},
+                     P.parse_set(["baseline.learning_rate=0.5", "quantization.qat_epochs=0"]))
+    assert all(v["seed"] == 3 for v in merged.values())
+    assert merged["baseline"]["epochs"] == 2 and merged["baseline"]["learning_rate"] == 0.5
+    assert merged["quantization"]["qat_epochs"] == 0
+
+
+def test_int_given_for_float_is_accepted_as_float(step_params):
+    merged = P.merge(step_params, {}, P.parse_set(["baseline.learning_rate=1"]))
+    assert merged["baseline"]["learning_rate"] == 1.0 and isinstance(merged["baseline"]["learning_rate"], float)
+
+
+def test_unknown_key_names_step_and_allowed_keys(step_params):
+    with pytest.raises(P.ParameterError, match="unknown parameter 'epochz' for step 'baseline'; allowed: .*epochs"):
+        P.merge(step_params, {"baseline": {"epochz": 1}}, {})
+    with pytest.raises(P.ParameterError, match="unknown parameter 'nonsense' \\(global\\)"):
+        P.merge(step_params, {}, P.parse_set(["nonsense=1"]))
+    with pytest.raises(P.ParameterError, match="unknown step 'baselin'"):
+        P.merge(step_params, {"baselin": {"epochs": 1}}, {})
+
+
+def test_wrong_type_names_expected_type(step_params):
+    with pytest.raises(P.ParameterError, match="baseline.epochs must be int .*got str 'abc'"):
+        P.merge(step_params, {}, P.parse_set(["baseline.epochs=abc"]))
+    with pytest.raises(P.ParameterError, match="must be int"):
+        P.merge(step_params, {}, P.parse_set(["baseline.epochs=true"]))
+
+
+def test_ranges(step_params):
+    with pytest.raises(P.ParameterError, match="must be >= 0"):
+        P.merge(step_params, {}, P.parse_set(["baseline.epochs=-1"]))
+
+
+def test_set_syntax():
+    with pytest.raises(P.ParameterError, match="expected KEY=VALUE"):
+        P.parse_set(["baseline.epochs"])
+    assert P.parse_set(["a.b=[1, 2]", "x=y"]) == {"a": {"b": [1, 2]}, "global": {"x": "y"}}
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("global:\n  seed: 0\nbaseline:\n  epochs: [1, 2\n")
+    with pytest.raises(P.ParameterError, match="not valid YAML at line"):
+        P.load_profile(bad)
+    with pytest.raises(P.ParameterError, match="profile 'nope' not found"):
+        P.load_profile(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "full", "imagenet"])
+def test_shipped_profiles_validate(root, profile):
+    merged, budgets = pipeline.resolve_parameters(root, profile)
+    assert set(merged) == {s.name for s in pipeline.STEPS}
+    assert all(v["profile"] == profile for v in merged.values())
+
+
+def test_unknown_teacher_rejected(root):
+    if "distillation" not in pipeline.steps_by_name():
+        pytest.skip("distillation step not present")
+    with pytest.raises(P.ParameterError, match="unknown teacher 'gpt'"):
+        pipeline.resolve_parameters(root, "smoke", ["distillation.teachers=[gpt]"])
