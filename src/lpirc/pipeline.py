@@ -37,6 +37,8 @@ STEPS = (
     Step("data", "00_data.ipynb", (), "Datasheet: the embedded dataset"),
     Step("baseline", "01_baseline.ipynb", ("data",), "Baseline student and teachers"),
     Step("quantization", "10_quantization.ipynb", ("data", "baseline"), "Quantization"),
+    Step("factorization", "20_factorization.ipynb", ("data", "baseline"), "Low-rank factorization"),
+    Step("distillation", "30_distillation.ipynb", ("data", "baseline"), "Knowledge distillation"),
 )
 RESERVED_PROFILE_KEYS = ("budgets_s", "description")
 

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from lpirc import distill, models
+
+
+def _loss(alpha, t, labels, student, teacher):
+    fn = distill.distillation_loss(alpha, t, student.shape[1])
+    y = distill.pack_targets(labels, teacher, student.shape[1])
+    return fn(tf.constant(y), tf.constant(student)).numpy()
+
+
+def test_alpha_zero_is_plain_cross_entropy():
+    rng = np.random.default_rng(0)
+    s = rng.normal(size=(16, 10)).astype(np.float32)
+    t = rng.normal(size=(16, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 16)
+    plain = tf.keras.losses.sparse_categorical_crossentropy(y, s, from_logits=True).numpy()
+    np.testing.assert_allclose(_loss(0.0, 4.0, y, s, t), plain, rtol=1e-5)
+
+
+def test_alpha_one_soft_term_is_minimal_when_student_equals_teacher():
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=(32, 10)).astype(np.float32)
+    y = rng.integers(0, 10, 32)
+    at_teacher = _loss(1.0, 3.0, y, t, t)
+    for _ in range(5):
+        other = t + rng.normal(scale=0.5, size=t.shape).astype(np.float32)
+        assert np.all(at_teacher <= _loss(1.0, 3.0, y, other, t) + 1e-6)
+    # and the minimum is T^2 times the teacher's softened entropy
+    p = tf.nn.softmax(t / 3.0).numpy()
+    entropy = -(p * np.log(p)).sum(1)
+    np.testing.assert_allclose(at_teacher, 9.0 * entropy, rtol=1e-4)
+
+
+def test_teacher_logit_cache_hits_and_misses(tmp_path):
+    models.set_seed(0)
+    teacher = models.mobilenet_v1(0.25, 32, 10)
+    path = tmp_path / "teacher.keras"
+    models.save_model(teacher, path)
+    images = np.random.default_rng(0).integers(0, 256, (20, 32, 32, 3), dtype=np.uint8)
+    a, hit1 = distill.teacher_logits(path, images, tmp_path / "cache")
+    b, hit2 = distill.teacher_logits(path, images, tmp_path / "cache")
+    assert (hit1, hit2) == (False, True) and np.array_equal(a, b) and a.shape == (20, 10)
+    changed = images.copy()
+    changed[0, 0, 0, 0] ^= 1
+    _, hit3 = distill.teacher_logits(path, changed, tmp_path / "cache")
+    assert hit3 is False
+
+
+def test_alpha_needs_teacher():
+    m = models.mobilenet_v1(0.25, 32, 3)
+    x = np.zeros((4, 32, 32, 3), np.uint8)
+    with pytest.raises(ValueError, match="teacher logits"):
+        distill.train_student(m, x, np.zeros(4, np.int64), None, alpha=0.5, temperature=2.0, epochs=1)
+
+
+def test_paired_tests_detects_a_clear_difference():
+    import pandas as pd
+    rows = [{"alpha": a, "seed": s, "v": (0.8 if a == 0.5 else 0.6) + 0.01 * s + 0.001 * (a * 10)}
+            for a in (0.0, 0.5) for s in range(4)]
+    out = distill.paired_tests(pd.DataFrame(rows), "v", "alpha", "seed")
+    assert out[0]["reference"] == 0.5 and out[0]["other"] == 0.0
+    assert out[0]["mean_difference"] > 0.19
