@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import time
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from lpirc.tfutil import quiet_tensorflow
+
+quiet_tensorflow()  # imports TensorFlow with its native start-up log lines muted
 import tf_keras as keras  # noqa: E402
 
 # (stride, pointwise filters at width 1.0) for the 13 depthwise-separable blocks of MobileNet v1

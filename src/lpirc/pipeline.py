@@ -39,6 +39,7 @@ STEPS = (
     Step("quantization", "10_quantization.ipynb", ("data", "baseline"), "Quantization"),
     Step("factorization", "20_factorization.ipynb", ("data", "baseline"), "Low-rank factorization"),
     Step("distillation", "30_distillation.ipynb", ("data", "baseline"), "Knowledge distillation"),
+    Step("benchmark", "50_benchmark.ipynb", ("quantization", "factorization"), "Benchmark"),
 )
 RESERVED_PROFILE_KEYS = ("budgets_s", "description")
 

@@ -24,7 +24,7 @@ def _cell(value, digits: int) -> str:
 def markdown_table(frame, digits: int = 2, formats: dict | None = None) -> str:
     formats = formats or {}
     cols = list(frame.columns)
-    lines = ["| " + " | ".join(str(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(str(c).replace("|", "\\|") for c in cols) + " |", "|" + "---|" * len(cols)]
     for _, row in frame.iterrows():
         cells = []
         for c in cols:
