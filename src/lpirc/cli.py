@@ -84,6 +84,35 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_profile(args) -> int:
+    from lpirc import profiler, runinfo
+
+    model = Path(args.model)
+    if model.suffix == ".keras":
+        # a Keras model saved by the pipeline: convert with the int8 recipe first
+        from lpirc import models, quantize
+        m = models.load_model(model)
+        rep = quantize.random_representative(m.input_shape[1:], 16)
+        out = Path(args.work_dir or model.parent) / f"{model.stem}_int8.tflite"
+        model = quantize.convert(m, "int8", out, rep).path
+        print(f"converted {args.model} to {model} (int8, random calibration: latency only)")
+    prof = profiler.profile(model, runs=args.runs, prefixes=not args.no_prefix)
+    units = profiler.keras_units(prof["ops"])
+    print(f"CPU: {runinfo.cpu_info()['model']}; 1 thread; {args.runs} interleaved runs; "
+          f"per-invoke overhead {prof['overhead_ms'] * 1000:.2f} us subtracted")
+    print(f"{'#':>3} {'unit':24s} {'op':20s} {'MMACs':>8} {'ms':>8} {'share':>7} {'GMAC/s':>8}")
+    for op, unit in zip(prof["ops"], units):
+        print(f"{op['index']:3d} {unit:24s} {op['op']:20s} {op['macs'] / 1e6:8.2f} {op['single_ms']:8.4f} "
+              f"{100 * op['share']:6.1f}% {op['gmacs_per_s']:8.1f}")
+    print(f"whole model {prof['whole_ms']:.4f} ms; sum of operators {prof['sum_single_ms']:.4f} ms "
+          f"({prof['sum_single_ms'] / prof['whole_ms']:.3f}x)"
+          + (f"; prefix differencing {prof['sum_prefix_ms'] / prof['whole_ms']:.3f}x" if prof["sum_prefix_ms"] else ""))
+    if args.json:
+        from lpirc.results import write_json
+        write_json(args.json, prof)
+    return 0
+
+
 def _cmd_data(args) -> int:
     from lpirc import manifest
 
@@ -144,6 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark-binary", help="TFLite benchmark_model binary for the phone")
     p.set_defaults(func=_cmd_bench)
 
+    p = sub.add_parser("profile", help="per-operator latency of a .tflite (or a pipeline .keras model)")
+    p.add_argument("model")
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--no-prefix", action="store_true", help="skip prefix differencing (quadratic cost)")
+    p.add_argument("--work-dir", help="where to write the int8 file converted from a .keras model")
+    p.add_argument("--json")
+    p.set_defaults(func=_cmd_profile)
+
     p = sub.add_parser("data", help="dataset manifests")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
     v = dsub.add_parser("verify", help="check a local copy against its manifest")
@@ -155,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from lpirc.device import DeviceError
     from lpirc.evaluate import ModelFileError
     from lpirc.loaders import DataError
     from lpirc.params import ParameterError
@@ -170,7 +208,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParameterError, DataError, ModelFileError, FileNotFoundError) as exc:
+    except (ParameterError, DataError, ModelFileError, DeviceError, FileNotFoundError) as exc:
         print(f"lpirc: error: {exc}", file=sys.stderr)
         return 2
     except StepFailed as exc:
