@@ -120,6 +120,16 @@ def _cmd_data(args) -> int:
         report = manifest.verify(args.name, Path(args.path))
         print(report.summary())
         return 0 if report.ok else 1
+    if args.data_cmd == "fetch":
+        from lpirc import fetch
+        if args.name != "open-images":
+            print(f"lpirc: error: only 'open-images' can be fetched; {args.name!r} must be obtained by hand "
+                  "(see data_manifest/)", file=sys.stderr)
+            return 2
+        report = fetch.fetch_open_images(args.split, args.limit, Path(args.dest), image_list=args.image_list,
+                                         workers=args.workers, retries=args.retries)
+        print(report.summary())
+        return 0 if report.ok else 1
     if args.data_cmd == "list":
         for name, m in manifest.load_all().items():
             print(f"{name:14s} {m.get('title', '')}")
@@ -187,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("name")
     v.add_argument("--path", required=True)
     dsub.add_parser("list", help="list the manifests")
+    f = dsub.add_parser("fetch", help="download an Open Images subset (parallel, resumable, MD5-checked)")
+    f.add_argument("name", choices=["open-images"])
+    f.add_argument("--split", default="validation")
+    f.add_argument("--limit", type=int, required=True)
+    f.add_argument("--dest", required=True)
+    f.add_argument("--image-list", help="URL or path of the image-list CSV (default: the split's official list)")
+    f.add_argument("--workers", type=int, default=8)
+    f.add_argument("--retries", type=int, default=3)
     p.set_defaults(func=_cmd_data)
     return parser
 
