@@ -52,12 +52,6 @@ def test_every_step_wrote_results_and_run_json(smoke_run):
     assert not (results / ".staging").exists()
 
 
-def test_smoke_within_budget(smoke_run):
-    _, results, _ = smoke_run
-    total = read_json(results / "run.json")["total_wall_s"]
-    assert total < 300, f"smoke profile took {total:.0f} s, over its 5-minute budget"
-
-
 def test_quantization_results_schema(smoke_run):
     _, results, _ = smoke_run
     m = read_json(results / "quantization" / "metrics.json")

@@ -39,6 +39,7 @@ STEPS = (
     Step("quantization", "10_quantization.ipynb", ("data", "baseline"), "Quantization"),
     Step("factorization", "20_factorization.ipynb", ("data", "baseline"), "Low-rank factorization"),
     Step("distillation", "30_distillation.ipynb", ("data", "baseline"), "Knowledge distillation"),
+    Step("open_images", "40_open_images.ipynb", ("data", "baseline"), "Open Images pretraining"),
     Step("benchmark", "50_benchmark.ipynb", ("quantization", "factorization"), "Benchmark"),
 )
 RESERVED_PROFILE_KEYS = ("budgets_s", "description")
@@ -166,8 +167,10 @@ def _check_cross_step(merged: dict) -> None:
                 raise P.ParameterError(f"data.{key} = {value!r} does not exist; fix the path in the "
                                        "profile or check the copy with `lpirc data verify`")
     teachers = {t["name"] for t in merged.get("baseline", {}).get("teachers", [])}
-    for step in ("distillation",):
-        for name in merged.get(step, {}).get("teachers", []):
+    for step in ("distillation", "open_images", "stacked"):
+        values = merged.get(step, {})
+        names = list(values.get("teachers", [])) + ([values["teacher"]] if "teacher" in values else [])
+        for name in names:
             if name not in teachers:
                 raise P.ParameterError(f"{step}.teachers: unknown teacher {name!r}; "
                                        f"baseline trains: {', '.join(sorted(teachers))}")

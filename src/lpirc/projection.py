@@ -25,8 +25,12 @@ def _design(host_ms, macs, use_macs: bool):
     return np.stack(cols, axis=1)
 
 
-def fit_loglinear(host_ms, macs, target_ms, use_macs: bool = True) -> np.ndarray:
+def fit_loglinear(host_ms, macs, target_ms, use_macs: bool | None = None) -> np.ndarray:
+    """Least-squares coefficients; ``use_macs=None`` drops the MAC term when there are fewer than
+    five points (the smoke profile's tiny grid)."""
     host_ms, macs, target_ms = (np.asarray(v, dtype=float) for v in (host_ms, macs, target_ms))
+    if use_macs is None:
+        use_macs = len(host_ms) >= 5
     if len(host_ms) < (3 if use_macs else 2):
         raise ValueError("need at least as many points as coefficients to fit a projection")
     coef, *_ = np.linalg.lstsq(_design(host_ms, macs, use_macs), np.log(target_ms), rcond=None)
@@ -38,9 +42,11 @@ def predict(coef: np.ndarray, host_ms, macs) -> np.ndarray:
     return np.exp(_design(host_ms, macs, len(coef) == 3) @ coef)
 
 
-def leave_one_out(host_ms, macs, target_ms, use_macs: bool = True) -> np.ndarray:
+def leave_one_out(host_ms, macs, target_ms, use_macs: bool | None = None) -> np.ndarray:
     """Relative error (predicted / actual - 1) of each point when the fit leaves it out."""
     host_ms, macs, target_ms = (np.asarray(v, dtype=float) for v in (host_ms, macs, target_ms))
+    if use_macs is None:
+        use_macs = len(host_ms) >= 6
     errs = []
     for i in range(len(host_ms)):
         keep = np.arange(len(host_ms)) != i

@@ -26,8 +26,16 @@ class Converted:
 
 
 def _converter(model):
+    """A converter over the model's inference function at batch 1.
+
+    Going through a concrete function without the Keras object avoids the SavedModel export that
+    ``from_keras_model`` performs: same flatbuffer ops, 10-15x faster on small models (measured
+    0.44 s against 6-10 s for the 32x32 student)."""
     import tensorflow as tf
-    return tf.lite.TFLiteConverter.from_keras_model(model)
+
+    spec = tf.TensorSpec([1, *model.input_shape[1:]], tf.float32)
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    return tf.lite.TFLiteConverter.from_concrete_functions([fn])
 
 
 def representative_dataset(images_uint8: np.ndarray, size: int, seed: int = 0):
@@ -105,3 +113,27 @@ def train_qat(model, x_train, y_train, x_val, y_val, *, epochs: int, learning_ra
     record = train_classifier(qat_model, x_train, y_train, x_val, y_val, epochs=epochs,
                               batch_size=batch_size, learning_rate=learning_rate, verbose=verbose)
     return qat_model, record
+
+
+# --------------------------------------------------------------------------------------------------
+# many untrained architectures at once (the benchmark grid): conversions in parallel processes
+def _convert_architecture_job(job: dict) -> dict:
+    from lpirc.models import mobilenet_v1
+
+    model = mobilenet_v1(job["width_multiplier"], job["resolution"], job["classes"])
+    rep = random_representative((job["resolution"], job["resolution"], 3), 4, job.get("seed", 0))
+    conv = convert(model, job["precision"], job["path"], rep if job["precision"] == "int8" else None)
+    return {**job, "path": str(conv.path), "convert_s": conv.convert_s, "size_bytes": conv.size_bytes}
+
+
+def convert_architectures(jobs: list[dict], workers: int = 2) -> list[dict]:
+    """Convert MobileNet v1 variants with random weights ({width_multiplier, resolution, classes,
+    precision, path}) in ``workers`` processes: the converter is mostly single-threaded, so two
+    processes on two cores halve the wall time."""
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    if workers <= 1:
+        return [_convert_architecture_job(j) for j in jobs]
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+        return list(pool.map(_convert_architecture_job, jobs))
