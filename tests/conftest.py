@@ -78,3 +78,34 @@ def project_copy(tmp_path, root):
         shutil.copytree(root / folder, dst / folder,
                         ignore=shutil.ignore_patterns("executed", "_generated", "__pycache__"))
     return dst
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The whole pipeline on the smoke profile, once per test session, in a throwaway project copy."""
+    import subprocess
+    import sys
+
+    dst = tmp_path_factory.mktemp("smoke") / "project"
+    dst.mkdir()
+    for name in ("_config.yml", "_toc.yml", "references.bib", "pyproject.toml"):
+        shutil.copy(ROOT / name, dst / name)
+    for folder in ("book", "notebooks", "params", "src", "reference", "data_manifest"):
+        shutil.copytree(ROOT / folder, dst / folder,
+                        ignore=shutil.ignore_patterns("executed", "_generated", "__pycache__"))
+    env = {**os.environ, "LPIRC_ROOT": str(dst)}
+    env.pop("LPIRC_RESULTS_DIR", None)
+    proc = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke"], cwd=dst, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return dst, dst / "results" / "smoke", proc
+
+
+@pytest.fixture(scope="session")
+def smoke_book(smoke_run):
+    """The smoke results built into a book with -W -n --keep-going; (html root, project copy)."""
+    from lpirc import book
+
+    dst, results, _ = smoke_run
+    book.build("smoke", root=dst, results=results)
+    return dst / "_build" / "html", dst

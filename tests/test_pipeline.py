@@ -2,37 +2,16 @@
 
 One module-scoped run feeds several tests: results layout, run.json, caching, the clean -W build.
 """
-import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from lpirc import book, pipeline
+from lpirc import pipeline
 from lpirc.results import read_json
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, root):
-    from conftest import ROOT
-
-    dst = tmp_path_factory.mktemp("smoke") / "project"
-    dst.mkdir()
-    for name in ("_config.yml", "_toc.yml", "references.bib", "pyproject.toml"):
-        shutil.copy(ROOT / name, dst / name)
-    for folder in ("book", "notebooks", "params", "src", "reference", "data_manifest"):
-        shutil.copytree(ROOT / folder, dst / folder,
-                        ignore=shutil.ignore_patterns("executed", "_generated", "__pycache__"))
-    env = {**os.environ, "LPIRC_ROOT": str(dst)}
-    env.pop("LPIRC_RESULTS_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke"], cwd=dst, env=env,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return dst, dst / "results" / "smoke", proc
 
 
 def test_every_step_wrote_results_and_run_json(smoke_run):
@@ -71,10 +50,27 @@ def test_unchanged_rerun_skips_everything(smoke_run):
     assert all(" fresh" in line for line in proc.stdout.strip().splitlines()), proc.stdout
 
 
-def test_clean_book_build_with_warnings_as_errors(smoke_run):
-    dst, results, _ = smoke_run
-    index = book.build("smoke", root=dst, results=results)
-    html = index.read_text()
+def test_clean_book_build_with_warnings_as_errors(smoke_book):
+    html_root, dst = smoke_book
+    html = (html_root / "book" / "index.html").read_text()
     assert "AMD" in html or "Intel" in html or "CPU" in html     # provenance block from run.json
-    chapter = (dst / "_build" / "html" / "book" / "executed" / "10_quantization.html").read_text()
+    chapter = (html_root / "book" / "executed" / "10_quantization.html").read_text()
     assert "int8 PTQ" in chapter and "Traceback" not in chapter
+
+
+def test_same_profile_twice_gives_identical_data_and_metrics(smoke_run):
+    """Determinism: rerunning data and baseline (forced) reproduces the arrays and the accuracies."""
+    dst, results, _ = smoke_run
+    before_data = read_json(results / "data" / "dataset.json")["splits"]
+    before = read_json(results / "baseline" / "metrics.json")
+    env = {**os.environ, "LPIRC_ROOT": str(dst)}
+    proc = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "data", "baseline",
+                           "--force", "data", "baseline"], cwd=dst, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "(forced)" in proc.stdout
+    assert read_json(results / "data" / "dataset.json")["splits"] == before_data
+    after = read_json(results / "baseline" / "metrics.json")
+    for key in ("val_top1", "holdout_top1", "val_top5"):
+        assert after["student"][key] == before["student"][key]
+    for name in before["teachers"]:
+        assert after["teachers"][name]["val_top1"] == before["teachers"][name]["val_top1"]

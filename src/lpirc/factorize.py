@@ -188,3 +188,25 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 def mac_ratio(info: dict, total_macs: int) -> float:
     saved = sum(v["macs_before"] - v["macs_after"] for v in info.values())
     return (total_macs - saved) / total_macs if total_macs else math.nan
+
+
+def greedy_select(candidates: list[dict], latency_target: float, accuracy_floor: float = 0.005) -> tuple[dict, float]:
+    """NetAdapt-style choice of (layer, rank) pairs under a latency target.
+
+    Each candidate has ``layer``, ``rank_fraction``, ``latency_saving`` (1 - measured latency ratio
+    with only that layer factorized) and ``accuracy_cost`` (top-1 lost with only that layer
+    factorized). Candidates are taken in order of saving per unit of cost (the cost floored at
+    ``accuracy_floor`` so free candidates do not divide by zero), one rank per layer, until the
+    predicted ratio 1 - sum(savings) reaches ``latency_target``. Returns ({layer: rank_fraction},
+    predicted ratio)."""
+    chosen: dict[str, float] = {}
+    predicted = 1.0
+    ranked = sorted(candidates, key=lambda c: -c["latency_saving"] / (max(c["accuracy_cost"], 0.0) + accuracy_floor))
+    for c in ranked:
+        if predicted <= latency_target:
+            break
+        if c["layer"] in chosen or c["latency_saving"] <= 0:
+            continue
+        chosen[c["layer"]] = c["rank_fraction"]
+        predicted -= c["latency_saving"]
+    return chosen, predicted

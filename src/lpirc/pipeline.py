@@ -41,6 +41,10 @@ STEPS = (
     Step("distillation", "30_distillation.ipynb", ("data", "baseline"), "Knowledge distillation"),
     Step("open_images", "40_open_images.ipynb", ("data", "baseline"), "Open Images pretraining"),
     Step("benchmark", "50_benchmark.ipynb", ("quantization", "factorization"), "Benchmark"),
+    Step("stacked", "60_stacked.ipynb", ("data", "baseline", "quantization", "distillation", "open_images",
+                                         "benchmark"), "The stacked model"),
+    Step("summary", "90_summary.ipynb", ("baseline", "quantization", "factorization", "distillation", "open_images",
+                                         "benchmark", "stacked"), "Summary"),
 )
 RESERVED_PROFILE_KEYS = ("budgets_s", "description")
 
@@ -270,6 +274,20 @@ def _swap_in(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
 
 
+def _tag_for_book(notebook: Path) -> None:
+    """In the executed copy, show the parameters actually used (papermill's injected cell, collapsed)
+    and drop the notebook's own defaults, which the injected values override."""
+    nb = json.loads(notebook.read_text())
+    injected = any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+    for cell in nb["cells"]:
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
+        elif injected and "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    notebook.write_text(json.dumps(nb, indent=1))
+
+
 def _update_run_json(results: Path, profile: str, root: Path, merged: dict, budgets: dict,
                      step_records: dict) -> None:
     path = results / "run.json"
@@ -356,6 +374,7 @@ def run(profile: str = "default", only: list[str] | None = None, start: str | No
             shutil.rmtree(staging, ignore_errors=True)
             raise
         wall = time.perf_counter() - t0
+        _tag_for_book(executed)
         write_json(staging / "stamp.json", {"step": step.name, "key": key_of(inputs), "inputs": inputs,
                                             "started": started, "wall_s": wall})
         _swap_in(staging, results / step.name)

@@ -1,0 +1,128 @@
+"""The built book in a real browser: tables have rows, images load, links resolve, no tracebacks.
+
+Runs headless Chromium (Debian's `chromium`, installed by .ci/run) over the smoke book that
+test_pipeline built, reads the rendered DOM through --dump-dom after the page's scripts ran, and
+saves screenshots to _build/screenshots/ for a person to look at.
+"""
+import re
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PAGES = ["book/index.html", "book/executed/10_quantization.html", "book/executed/90_summary.html"]
+
+
+def chromium(*args, timeout=60):
+    profile = tempfile.mkdtemp()
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+           f"--user-data-dir={profile}", *args]
+    try:
+        return subprocess.run(["timeout", str(timeout), *cmd], capture_output=True, text=True, timeout=timeout + 10)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+# An image loaded iff naturalWidth > 0: the page script writes the verdicts into the DOM,
+# which --dump-dom then prints (virtual time lets the load events fire first).
+PROBE = """
+<script>
+window.addEventListener('load', () => {
+  const out = document.createElement('pre'); out.id = 'lpirc-probe';
+  const imgs = [...document.querySelectorAll('main img')];
+  out.textContent = JSON.stringify({
+    images: imgs.map(i => [i.getAttribute('src'), i.naturalWidth]),
+    tables: [...document.querySelectorAll('main table')].map(t => t.querySelectorAll('tbody tr').length),
+  });
+  document.body.appendChild(out);
+});
+</script>
+"""
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.hrefs = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self.hrefs.append(href)
+
+
+def probe(page: Path, tmp_path: Path) -> dict:
+    import json
+    copy = page.with_name(page.stem + ".probe.html")
+    html = page.read_text()
+    copy.write_text(html.replace("</body>", PROBE + "</body>"))
+    try:
+        r = chromium("--virtual-time-budget=8000", "--dump-dom", copy.as_uri())
+    finally:
+        copy.unlink()
+    m = re.search(r'<pre id="lpirc-probe"[^>]*>(.*?)</pre>', r.stdout, re.S)
+    assert m, f"page script did not run on {page}: {r.stderr[-500:]}"
+    import html as _html
+    return json.loads(_html.unescape(m.group(1)))
+
+
+def check_page(html_root: Path, rel: str, tmp_path: Path) -> None:
+    page = html_root / rel
+    assert page.exists(), rel
+    text = page.read_text()
+    assert "Traceback (most recent call last)" not in text, f"a Python traceback on {rel}"
+    result = probe(page, tmp_path)
+    assert result["images"] or "index" in rel, f"no images on {rel}"
+    for src, width in result["images"]:
+        assert width > 0, f"image {src} did not load on {rel}"
+    if "executed" in rel:
+        assert result["tables"] and all(n > 0 for n in result["tables"]), f"empty table on {rel}: {result['tables']}"
+    parser = Links()
+    parser.feed(text)
+    for href in parser.hrefs:
+        if href.startswith(("http", "mailto:", "#", "javascript:")):
+            continue
+        target = (page.parent / href.split("#")[0]).resolve()
+        assert target.exists(), f"broken link {href} on {rel}"
+
+
+def test_book_pages_in_chromium(smoke_book, tmp_path, root):
+    assert CHROMIUM, "chromium is not installed; .ci/run installs the Debian package 'chromium'"
+    html_root, _ = smoke_book
+    shots = root / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    for rel in PAGES:
+        check_page(html_root, rel, tmp_path)
+        chromium("--window-size=1280,2400", f"--screenshot={shots / (Path(rel).stem + '.png')}", (html_root / rel).as_uri())
+        assert (shots / (Path(rel).stem + ".png")).stat().st_size > 10_000
+
+
+def test_browser_check_catches_a_missing_figure_and_an_empty_table(smoke_book, tmp_path):
+    """The check must fail when a figure is removed or a table emptied (on a copy of the page)."""
+    assert CHROMIUM, "chromium is not installed"
+    html_root, _ = smoke_book
+    page = html_root / "book/executed/90_summary.html"
+    broken_dir = tmp_path / "broken"
+    shutil.copytree(html_root, broken_dir)
+    target = broken_dir / "book/executed/90_summary.html"
+    # remove the image file a figure points at
+    imgs = re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())
+    assert imgs
+    (target.parent / imgs[0]).unlink()
+    with pytest.raises(AssertionError, match="did not load"):
+        check_page(broken_dir, "book/executed/90_summary.html", tmp_path)
+    # empty a table's body
+    shutil.copy(page, target)
+    shutil.copytree(html_root / "_images", broken_dir / "_images", dirs_exist_ok=True)
+    html = page.read_text()
+    emptied = re.sub(r"(<tbody>).*?(</tbody>)", r"\1\2", html, count=1, flags=re.S)
+    target.write_text(emptied)
+    with pytest.raises(AssertionError, match="empty table"):
+        check_page(broken_dir, "book/executed/90_summary.html", tmp_path)

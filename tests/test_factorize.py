@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from lpirc import factorize as F
+from lpirc import models
+
+
+@pytest.fixture(scope="module")
+def student():
+    models.set_seed(0)
+    m = models.mobilenet_v1(0.25, 32, 10)
+    rng = np.random.default_rng(0)
+    for layer in m.layers:   # non-trivial batch-norm statistics, so exactness is tested for real
+        if layer.name.endswith("_bn"):
+            layer.set_weights([w + rng.uniform(0, 0.5, w.shape).astype(np.float32) for w in layer.get_weights()])
+    return m
+
+
+def test_full_rank_reproduces_the_model(student):
+    x = np.random.default_rng(1).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
+    names = F.pointwise_layers(student)[-9:]
+    fm, info = F.factorize(student, {n: F.RankSpec(fraction=1.0) for n in names})
+    assert F.relative_error(fm.predict(x, verbose=0), student.predict(x, verbose=0)) < 1e-5
+    assert all(i["rank"] == min(i["n_in"], i["n_out"]) for i in info.values())
+
+
+def test_rank_specs_and_mac_arithmetic(student):
+    assert F.RankSpec(fraction=0.5).resolve(64, 128) == 32
+    assert F.RankSpec(rank=500).resolve(64, 128) == 64
+    s = np.array([3.0, 2.0, 1.0, 0.1])
+    assert F.RankSpec(energy=0.9).resolve(4, 4, s) == 2       # 13/14.01 > 0.9 after two values
+    assert F.break_even_rank(1024, 1024) == 512
+    assert F.pointwise_macs(5, 5, 1024, 1024, rank=256) < F.pointwise_macs(5, 5, 1024, 1024)
+    with pytest.raises(ValueError):
+        F.RankSpec(fraction=1.5)
+    with pytest.raises(ValueError):
+        F.RankSpec(rank=2, fraction=0.5)
+    fm, info = F.factorize(student, {"conv_pw_13": 16})
+    i = info["conv_pw_13"]
+    assert i["macs_after"] == 1 * 1 * 16 * (256 + 256)
+    assert models.count_macs(fm) == models.count_macs(student) - i["macs_before"] + i["macs_after"]
+    assert fm.count_params() == student.count_params() - 256 * 256 + 16 * 512
+
+
+def test_finetune_changes_only_the_factorized_layer(student):
+    x = np.random.default_rng(2).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
+    y = np.random.default_rng(3).integers(0, 10, 64)
+    before = F.model_weights_snapshot(student)
+    tuned, info, log = F.finetune_layerwise(student, ["conv_pw_13"], F.RankSpec(fraction=0.25), x, y, x, y,
+                                            epochs_per_layer=1, learning_rate=0.05, batch_size=16, verbose=0)
+    init, _ = F.factorize(student, {"conv_pw_13": F.RankSpec(fraction=0.25)})
+    after = F.model_weights_snapshot(tuned)
+    for name, weights in before.items():
+        if name == "conv_pw_13":
+            continue
+        for a, b in zip(after[name], weights):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} changed")   # BN statistics included
+    changed = [not np.array_equal(after[n][0], init.get_layer(n).get_weights()[0]) for n in ("conv_pw_13_a", "conv_pw_13_b")]
+    assert all(changed)
+    assert log[0]["layer"] == "conv_pw_13" and log[0]["rank"] == 64
+
+
+def test_greedy_select_respects_target_and_one_rank_per_layer():
+    cands = [{"layer": "a", "rank_fraction": 0.25, "latency_saving": 0.10, "accuracy_cost": 0.01},
+             {"layer": "a", "rank_fraction": 0.5, "latency_saving": 0.05, "accuracy_cost": 0.0},
+             {"layer": "b", "rank_fraction": 0.25, "latency_saving": 0.08, "accuracy_cost": 0.05},
+             {"layer": "c", "rank_fraction": 0.25, "latency_saving": -0.01, "accuracy_cost": 0.0}]
+    chosen, predicted = F.greedy_select(cands, 0.9)
+    assert chosen == {"a": 0.5, "b": 0.25} and predicted == pytest.approx(0.87)
+    chosen, predicted = F.greedy_select(cands, 0.99)
+    assert chosen == {"a": 0.5} and predicted == pytest.approx(0.95)
