@@ -66,7 +66,5 @@ def test_shipped_profiles_validate(root, profile):
 
 
 def test_unknown_teacher_rejected(root):
-    if "distillation" not in pipeline.steps_by_name():
-        pytest.skip("distillation step not present")
     with pytest.raises(P.ParameterError, match="unknown teacher 'gpt'"):
         pipeline.resolve_parameters(root, "smoke", ["distillation.teachers=[gpt]"])

@@ -85,3 +85,25 @@ def test_missing_real_data_folder_rejected_before_running(project_copy):
                                                             f"data.train_dir={project_copy / 'nope'}"])
     with pytest.raises(ParameterError, match="data.source"):
         pipeline.resolve_parameters(project_copy, "smoke", ["data.source=imagenet"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--set", "baseline.epochs=-1"], "must be >= 0"),
+    (["--set", "factorization.rank_fractions=[0.5, 1.5]"], "rank fractions must be in (0, 1]"),
+    (["--set", "distillation.teachers=[gpt]"], "unknown teacher 'gpt'"),
+    (["--set", "data.source=folders", "--set", "data.train_dir=/nonexistent/train",
+      "--set", "data.val_dir=/nonexistent/val"], "does not exist"),
+    (["--set", "baseline.epochs=abc"], "must be int"),
+    (["--profile", "broken"], "not valid YAML at line 3"),
+])
+def test_bad_input_is_refused_before_work_and_results_survive(project_copy, args, message):
+    first = run_cli(project_copy, "run", "--profile", "smoke", "--only", "data")
+    assert first.returncode == 0, first.stderr
+    (project_copy / "params" / "broken.yaml").write_text("global:\n  seed: 0\ndata: {train_size: 10\n")
+    results = project_copy / "results" / "smoke"
+    before = (results / "data" / "stamp.json").read_text()
+    profile_args = [] if "--profile" in args else ["--profile", "smoke"]
+    r = run_cli(project_copy, "run", *profile_args, *args, timeout=120)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "===" not in r.stdout                      # no step started
+    assert (results / "data" / "stamp.json").read_text() == before
