@@ -67,17 +67,20 @@ def convert_tiny(model, mode: str, path: Path, io_type=None, size=None):
     return path
 
 
-@pytest.fixture
-def project_copy(tmp_path, root):
+def copy_project(dst: Path) -> Path:
     """A throwaway copy of the project's sources (no results, no venv) to run or build in."""
-    dst = tmp_path / "project"
-    dst.mkdir()
+    dst.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml", "references.bib", "pyproject.toml"):
-        shutil.copy(root / name, dst / name)
+        shutil.copy(ROOT / name, dst / name)
     for folder in ("book", "notebooks", "params", "src", "reference", "data_manifest"):
-        shutil.copytree(root / folder, dst / folder,
+        shutil.copytree(ROOT / folder, dst / folder,
                         ignore=shutil.ignore_patterns("executed", "_generated", "__pycache__"))
     return dst
+
+
+@pytest.fixture
+def project_copy(tmp_path):
+    return copy_project(tmp_path / "project")
 
 
 @pytest.fixture(scope="session")
@@ -86,13 +89,7 @@ def smoke_run(tmp_path_factory):
     import subprocess
     import sys
 
-    dst = tmp_path_factory.mktemp("smoke") / "project"
-    dst.mkdir()
-    for name in ("_config.yml", "_toc.yml", "references.bib", "pyproject.toml"):
-        shutil.copy(ROOT / name, dst / name)
-    for folder in ("book", "notebooks", "params", "src", "reference", "data_manifest"):
-        shutil.copytree(ROOT / folder, dst / folder,
-                        ignore=shutil.ignore_patterns("executed", "_generated", "__pycache__"))
+    dst = copy_project(tmp_path_factory.mktemp("smoke") / "project")
     env = {**os.environ, "LPIRC_ROOT": str(dst)}
     env.pop("LPIRC_RESULTS_DIR", None)
     proc = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke"], cwd=dst, env=env,
