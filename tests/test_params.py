@@ -58,7 +58,22 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
         P.load_profile(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("profile", ["default", "smoke", "full", "imagenet"])
+def test_imagenet_profile_needs_its_folders(root, tmp_path, monkeypatch):
+    """The real-data template names folders that do not exist here: refused before any work; with
+    the folders present (made here, empty), the profile validates."""
+    with pytest.raises(P.ParameterError, match="data.train_dir = '/data/imagenet/train' does not exist"):
+        pipeline.resolve_parameters(root, "imagenet")
+    overrides = []
+    for key in ("train_dir", "val_dir", "extra_dir"):
+        (tmp_path / key).mkdir()
+        overrides.append(f"data.{key}={tmp_path / key}")
+    (tmp_path / "val.txt").write_text("")
+    overrides.append(f"data.val_labels_file={tmp_path / 'val.txt'}")
+    merged, _ = pipeline.resolve_parameters(root, "imagenet", overrides)
+    assert merged["data"]["source"] == "folders" and merged["data"]["resolution"] == 160
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke", "full"])
 def test_shipped_profiles_validate(root, profile):
     merged, budgets = pipeline.resolve_parameters(root, profile)
     assert set(merged) == {s.name for s in pipeline.STEPS}
