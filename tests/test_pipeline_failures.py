@@ -99,7 +99,7 @@ def test_missing_real_data_folder_rejected_before_running(project_copy):
 def test_bad_input_is_refused_before_work_and_results_survive(project_copy, args, message):
     first = run_cli(project_copy, "run", "--profile", "smoke", "--only", "data")
     assert first.returncode == 0, first.stderr
-    (project_copy / "params" / "broken.yaml").write_text("global:\n  seed: 0\ndata: {train_size: 10\n")
+    (project_copy / "params" / "broken.yaml").write_text("global:\n  seed: 0\ndata: train_size: 10\n")
     results = project_copy / "results" / "smoke"
     before = (results / "data" / "stamp.json").read_text()
     profile_args = [] if "--profile" in args else ["--profile", "smoke"]
