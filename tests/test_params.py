@@ -41,6 +41,13 @@ def test_wrong_type_names_expected_type(step_params):
 def test_ranges(step_params):
     with pytest.raises(P.ParameterError, match="must be >= 0"):
         P.merge(step_params, {}, P.parse_set(["baseline.epochs=-1"]))
+    with pytest.raises(P.ParameterError, match="rank fractions must be in"):
+        P.merge(step_params, {}, P.parse_set(["factorization.challenge_rank_fractions=[0.5, 1.2]"]))
+
+
+def test_stacked_source_checked_before_running(root):
+    with pytest.raises(P.ParameterError, match="stacked.source = 'teacher': must be one of"):
+        pipeline.resolve_parameters(root, "smoke", ["stacked.source=teacher"])
 
 
 def test_set_syntax():

@@ -43,11 +43,6 @@ def summarize(times_ms) -> dict:
             "p90_ms": float(np.percentile(a, 90)), "min_ms": float(a.min()), "runs": int(len(a))}
 
 
-def measure_latency(path, runs: int = 50, warmup: int = 5, num_threads: int = 1) -> dict:
-    """Median single-image latency of one model (XNNPACK on, as LiteRT's default)."""
-    return interleaved([path], runs=runs, warmup=warmup, num_threads=num_threads)[0]
-
-
 def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
                 time_budget_s: float | None = None) -> list[dict]:
     """Time several models in alternation (A B C A B C ...) in one process.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -265,21 +264,13 @@ def generate_split(split: str, n: int, seed: int, progress: bool = False) -> tup
 
 # --------------------------------------------------------------------------------------------------
 # storage: one .npy pair per split plus dataset.json with sizes and checksums
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def array_digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def generate_dataset(out_dir: Path, sizes: dict[str, int], seed: int, progress: bool = True) -> dict:
     """Generate every split into ``out_dir`` (atomically per file) and return the dataset record."""
-    from lpirc.results import atomic_path
+    from lpirc.results import write_json
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -287,15 +278,20 @@ def generate_dataset(out_dir: Path, sizes: dict[str, int], seed: int, progress: 
               "classes": list(CLASSES), "splits": {}}
     for split in SPLITS:
         x, y = generate_split(split, int(sizes.get(split, 0)), seed, progress=progress)
-        for kind, arr in (("x", x), ("y", y)):
-            path = out_dir / f"{split}_{kind}.npy"
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, arr)
-        record["splits"][split] = {"n": int(len(y)), "x_sha256": array_digest(x), "y_sha256": array_digest(y)}
-    with atomic_path(out_dir / "dataset.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
+        record["splits"][split] = save_split(out_dir, split, x, y)
+    write_json(out_dir / "dataset.json", record)
     return record
+
+
+def save_split(out_dir: Path, split: str, x: np.ndarray, y: np.ndarray) -> dict:
+    """Write <split>_x.npy and <split>_y.npy atomically; return their size and digests."""
+    from lpirc.results import atomic_path
+
+    for kind, arr in (("x", x), ("y", y)):
+        with atomic_path(Path(out_dir) / f"{split}_{kind}.npy") as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, arr)
+    return {"n": int(len(y)), "x_sha256": array_digest(x), "y_sha256": array_digest(y)}
 
 
 def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -322,7 +318,7 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
     is checked before any decoding starts.
     """
     from lpirc import loaders
-    from lpirc.results import atomic_path
+    from lpirc.results import write_json
 
     labels_files = labels_files or {}
     lists = {}
@@ -351,12 +347,6 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
                                                 progress=progress)
         else:
             x, y, skipped = np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros(0, np.int64), []
-        for kind, arr in (("x", x), ("y", y)):
-            with atomic_path(out_dir / f"{split}_{kind}.npy") as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, arr)
-        record["splits"][split] = {"n": int(len(y)), "x_sha256": array_digest(x), "y_sha256": array_digest(y),
-                                   "skipped_corrupt": [str(p) for p in skipped]}
-    with atomic_path(out_dir / "dataset.json") as tmp:
-        tmp.write_text(json.dumps(record, indent=2))
+        record["splits"][split] = {**save_split(out_dir, split, x, y), "skipped_corrupt": [str(p) for p in skipped]}
+    write_json(out_dir / "dataset.json", record)
     return record

@@ -11,7 +11,6 @@ alpha, temperature and seeds never runs a teacher twice.
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,8 @@ def distillation_loss(alpha: float, temperature: float, num_classes: int):
     return loss
 
 
-def label_top1(num_classes: int):
+def label_top1():
+    """Top-1 against the label column of packed targets."""
     import tensorflow as tf
 
     def top1(y_true, logits):
@@ -86,23 +86,16 @@ def teacher_logits(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> t
 # --------------------------------------------------------------------------------------------------
 def train_student(model: keras.Model, x_train, y_train, logits_train, *, alpha: float, temperature: float,
                   epochs: int, batch_size: int = 128, learning_rate: float = 1e-2, verbose: int = 2) -> dict:
-    """Train ``model`` (logits out) on the mixed loss; returns wall time and the loss history."""
-    from lpirc.data import to_model_input
+    """Train ``model`` (logits out) on the mixed loss with the project's recipe (models.fit_cosine)."""
+    from lpirc.models import fit_cosine
 
     num_classes = model.output_shape[-1]
     if alpha > 0 and logits_train is None:
         raise ValueError("alpha > 0 needs teacher logits")
-    steps = max(1, epochs * int(np.ceil(len(x_train) / batch_size)))
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule),
-                  loss=distillation_loss(alpha, temperature, num_classes),
-                  metrics=[label_top1(num_classes)])
     targets = pack_targets(y_train, logits_train if alpha > 0 else None, num_classes)
-    t0 = time.perf_counter()
-    hist = model.fit(to_model_input(x_train), targets, epochs=epochs, batch_size=batch_size,
-                     verbose=verbose, shuffle=True)
-    return {"train_time_s": time.perf_counter() - t0,
-            "history": {k: [float(v) for v in vals] for k, vals in hist.history.items()}}
+    return fit_cosine(model, x_train, targets, loss=distillation_loss(alpha, temperature, num_classes),
+                      metrics=[label_top1()], epochs=epochs, batch_size=batch_size,
+                      learning_rate=learning_rate, verbose=verbose)
 
 
 def paired_tests(frame, value: str, group: str, pair_on: str, reference=None) -> list[dict]:

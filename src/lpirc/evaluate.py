@@ -80,7 +80,8 @@ class TFLiteClassifier:
             return x[None]
         scale, zero = self.inp["quantization"]
         if scale == 0:
-            raise ModelFileError(f"{self.path}: quantized input without quantization parameters")
+            raise ModelFileError(f"{self.path}: quantized input without quantization parameters; "
+                                 "re-convert the model with its input quantization (scale, zero point) recorded")
         info = np.iinfo(self.input_dtype)
         q = np.clip(np.round(x / scale + zero), info.min, info.max)
         return q.astype(self.input_dtype)[None]

@@ -12,7 +12,6 @@ The entry fine-tuned after factorizing each layer with every other parameter fro
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import numpy as np
@@ -132,11 +131,6 @@ def factorize(model, spec: dict[str, RankSpec | int]) -> tuple[keras.Model, dict
     return new, info
 
 
-def factorized_pairs(model) -> list[str]:
-    return [layer.name[:-2] for layer in model.layers if layer.name.endswith("_a")
-            and layer.name.startswith("conv_pw_")]
-
-
 def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, y_train, x_val, y_val, *,
                        epochs_per_layer: int = 1, learning_rate: float = 1e-3, batch_size: int = 128,
                        snapshot_at: list[int] | None = None, verbose: int = 2, on_snapshot=None):
@@ -184,10 +178,6 @@ def model_weights_snapshot(model) -> dict[str, list[np.ndarray]]:
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
 
-
-def mac_ratio(info: dict, total_macs: int) -> float:
-    saved = sum(v["macs_before"] - v["macs_after"] for v in info.values())
-    return (total_macs - saved) / total_macs if total_macs else math.nan
 
 
 def greedy_select(candidates: list[dict], latency_target: float, accuracy_floor: float = 0.005) -> tuple[dict, float]:

@@ -88,7 +88,8 @@ def read_image_list(source: str, limit: int | None = None, timeout: float = 60) 
                     break
             return rows
     except (OSError, urllib.error.URLError) as exc:
-        raise DataError(f"cannot read image list {source}: {exc}") from exc
+        raise DataError(f"cannot read image list {source}: {exc}; check the URL or path, "
+                        "or pass a local copy with --image-list") from exc
 
 
 def md5_b64(path: Path) -> str:

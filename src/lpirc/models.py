@@ -120,13 +120,6 @@ def macs_by_layer(model: keras.Model) -> dict[str, int]:
 
 # --------------------------------------------------------------------------------------------------
 # training
-def compile_classifier(model: keras.Model, learning_rate: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
-    return model
-
-
 def set_seed(seed: int) -> None:
     """Seed Python, numpy and TensorFlow, and make TensorFlow's ops deterministic."""
     import tensorflow as tf
@@ -135,24 +128,34 @@ def set_seed(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def train_classifier(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int,
-                     batch_size: int = 128, learning_rate: float = 1e-2, verbose: int = 2) -> dict:
-    """Train with Adam and a cosine learning-rate decay; return the per-epoch history and wall time.
+def fit_cosine(model: keras.Model, x_train, targets, *, loss, metrics, epochs: int, batch_size: int = 128,
+               learning_rate: float = 1e-2, validation=None, verbose: int = 2) -> dict:
+    """The project's training recipe: Adam with a cosine learning-rate decay over all steps.
 
-    x arrays are uint8 images; they are mapped to [-1, 1] here.
-    """
+    x arrays are uint8 images, mapped to [-1, 1] here; ``validation`` is (x_uint8, targets) or None.
+    Returns the per-epoch history, the wall time and the training throughput."""
     from lpirc.data import to_model_input
 
     steps = max(1, epochs * int(np.ceil(len(x_train) / batch_size)))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    compile_classifier(model, schedule)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
+    val = (to_model_input(validation[0]), validation[1]) if validation is not None else None
     start = time.perf_counter()
-    hist = model.fit(to_model_input(x_train), y_train, validation_data=(to_model_input(x_val), y_val),
-                     epochs=epochs, batch_size=batch_size, verbose=verbose, shuffle=True)
+    hist = model.fit(to_model_input(x_train), targets, validation_data=val, epochs=epochs,
+                     batch_size=batch_size, verbose=verbose, shuffle=True)
     wall = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return {"history": history, "train_time_s": wall,
             "images_per_s": epochs * len(x_train) / wall if wall > 0 else float("nan")}
+
+
+def train_classifier(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int,
+                     batch_size: int = 128, learning_rate: float = 1e-2, verbose: int = 2) -> dict:
+    """Plain cross-entropy training on labels with the project's recipe (fit_cosine)."""
+    return fit_cosine(model, x_train, y_train, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")], epochs=epochs,
+                      batch_size=batch_size, learning_rate=learning_rate, validation=(x_val, y_val),
+                      verbose=verbose)
 
 
 def predict_logits(model: keras.Model, images_uint8: np.ndarray, batch_size: int = 512) -> np.ndarray:

@@ -61,7 +61,7 @@ def _check_range(step: str, key: str, value) -> None:
         for v in each(value):
             if isinstance(v, int) and v < 0:
                 fail("must be >= 0")
-    if key in {"rank_fraction", "rank_fractions"}:
+    if key == "rank_fraction" or key.endswith("rank_fractions"):
         for v in each(value):
             if not 0 < v <= 1:
                 fail("rank fractions must be in (0, 1]")

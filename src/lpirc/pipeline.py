@@ -47,6 +47,10 @@ STEPS = (
                                          "benchmark", "stacked"), "Summary"),
 )
 RESERVED_PROFILE_KEYS = ("budgets_s", "description")
+# Where the stacked model starts: step, file (under results/<profile>/) of each choice.
+STACKED_SOURCES = {"distilled": ("distillation", "models", "best_student.keras"),
+                   "pretrained": ("open_images", "models", "pretrained_student.keras"),
+                   "baseline": ("baseline", "models", "student.keras")}
 
 
 class StepFailed(RuntimeError):
@@ -146,8 +150,8 @@ def step_parameters(root: Path) -> dict[str, dict[str, P.Param]]:
 def resolve_parameters(root: Path, profile: str, overrides: list[str] | None = None) -> tuple[dict, dict]:
     """(merged parameters per step, budgets) for a profile plus --set overrides; validated."""
     prof = P.load_profile(root / "params" / f"{profile}.yaml")
-    budgets = prof.pop("budgets_s", {}) or {}
-    prof.pop("description", None)
+    budgets = prof.get("budgets_s", {}) or {}
+    prof = {k: v for k, v in prof.items() if k not in RESERVED_PROFILE_KEYS}
     merged = P.merge(step_parameters(root), prof, P.parse_set(overrides or []))
     for step, values in merged.items():
         if "profile" in values:
@@ -170,14 +174,18 @@ def _check_cross_step(merged: dict) -> None:
             if value and not Path(value).exists():
                 raise P.ParameterError(f"data.{key} = {value!r} does not exist; fix the path in the "
                                        "profile or check the copy with `lpirc data verify`")
+    source = merged.get("stacked", {}).get("source")
+    if source is not None and source not in STACKED_SOURCES:
+        raise P.ParameterError(f"stacked.source = {source!r}: must be one of {', '.join(STACKED_SOURCES)}")
     teachers = {t["name"] for t in merged.get("baseline", {}).get("teachers", [])}
-    for step in ("distillation", "open_images", "stacked"):
-        values = merged.get(step, {})
-        names = list(values.get("teachers", [])) + ([values["teacher"]] if "teacher" in values else [])
-        for name in names:
-            if name not in teachers:
-                raise P.ParameterError(f"{step}.teachers: unknown teacher {name!r}; "
-                                       f"baseline trains: {', '.join(sorted(teachers))}")
+    for step, values in merged.items():
+        if step == "baseline":
+            continue
+        for key in ("teacher", "teachers"):
+            for name in ([values[key]] if key == "teacher" else values[key]) if key in values else []:
+                if name not in teachers:
+                    raise P.ParameterError(f"{step}.{key}: unknown teacher {name!r}; baseline trains: "
+                                           f"{', '.join(sorted(teachers))} (add it to baseline.teachers or pick one)")
 
 
 # --------------------------------------------------------------------------------------------------

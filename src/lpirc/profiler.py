@@ -17,6 +17,7 @@ times. MACs per operator come from the tensor shapes.
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 from pathlib import Path
 
@@ -38,12 +39,16 @@ def read(path: Path):
     return fu.read_model(str(check_tflite_file(path)))
 
 
-def op_name(model, op) -> str:
+@functools.lru_cache(maxsize=1)
+def _builtin_names() -> dict[int, str]:
     schema_fb, _ = _schema()
+    return {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
+
+
+def op_name(model, op) -> str:
     code = model.operatorCodes[op.opcodeIndex]
     builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    names = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
-    return names.get(builtin, f"OP_{builtin}")
+    return _builtin_names().get(builtin, f"OP_{builtin}")
 
 
 def _is_constant(model, tensor) -> bool:
@@ -137,7 +142,11 @@ def op_macs(model, op) -> int:
 
 
 def operators(path: Path) -> list[dict]:
-    model = read(path)
+    return operators_of(read(path))
+
+
+def operators_of(model) -> list[dict]:
+    """Index, op type, output tensor name and shape, and MACs of every operator of subgraph 0."""
     g = model.subgraphs[0]
     out = []
     for i, op in enumerate(g.operators):
@@ -186,7 +195,7 @@ def profile(path: Path, runs: int = 100, warmup: int = 10, prefixes: bool = True
         over = overhead_model(work / "overhead.tflite")
         timed = bench.interleaved([path, over, *singles], runs=runs, warmup=warmup)
         whole, overhead = timed[0]["median_ms"], timed[1]["median_ms"]
-        ops = operators(path)
+        ops = operators_of(model)
         for op, t in zip(ops, timed[2:]):
             op["single_raw_ms"] = t["median_ms"]
             op["single_ms"] = max(t["median_ms"] - overhead, 0.0)

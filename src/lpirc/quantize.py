@@ -44,8 +44,11 @@ def representative_dataset(images_uint8: np.ndarray, size: int, seed: int = 0):
 
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(images_uint8), size=min(size, len(images_uint8)), replace=False)
-    sample = to_model_input(images_uint8[np.sort(idx)])
+    return _one_at_a_time(to_model_input(images_uint8[np.sort(idx)]))
 
+
+def _one_at_a_time(sample: np.ndarray):
+    """The converter's representative_dataset: a callable yielding [batch-1 float input]."""
     def gen():
         for x in sample:
             yield [x[None]]
@@ -85,12 +88,7 @@ def convert(model, mode: str, path: Path | str, representative=None) -> Converte
 def random_representative(shape, n: int = 16, seed: int = 0):
     """Calibration images for untrained architectures (latency only): uniform in [-1, 1]."""
     rng = np.random.default_rng(seed)
-    data = rng.uniform(-1, 1, size=(n, *shape)).astype(np.float32)
-
-    def gen():
-        for x in data:
-            yield [x[None]]
-    return gen
+    return _one_at_a_time(rng.uniform(-1, 1, size=(n, *shape)).astype(np.float32))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -118,12 +116,13 @@ def train_qat(model, x_train, y_train, x_val, y_val, *, epochs: int, learning_ra
 # --------------------------------------------------------------------------------------------------
 # many untrained architectures at once (the benchmark grid): conversions in parallel processes
 def _convert_architecture_job(job: dict) -> dict:
-    from lpirc.models import mobilenet_v1
+    from lpirc.models import count_macs, mobilenet_v1
 
     model = mobilenet_v1(job["width_multiplier"], job["resolution"], job["classes"])
     rep = random_representative((job["resolution"], job["resolution"], 3), 4, job.get("seed", 0))
     conv = convert(model, job["precision"], job["path"], rep if job["precision"] == "int8" else None)
-    return {**job, "path": str(conv.path), "convert_s": conv.convert_s, "size_bytes": conv.size_bytes}
+    return {**job, "path": str(conv.path), "convert_s": conv.convert_s, "size_bytes": conv.size_bytes,
+            "macs": count_macs(model)}
 
 
 def convert_architectures(jobs: list[dict], workers: int = 2) -> list[dict]:

@@ -14,6 +14,18 @@ def seed_figures() -> pd.DataFrame:
     return pd.read_csv(project_root() / "reference" / "seed_figures.csv")
 
 
+def seed_entry() -> dict:
+    """The entry's own two figures (reference/seed_figures.csv): {"unfactorized": {"top1", "latency_ms"},
+    "factorized": {...}} — quantized MobileNet v1 @160 before and after factorizing nine 1x1 layers."""
+    rows = seed_figures()
+    rows = rows[rows.label.str.startswith("seed:")]
+    if len(rows) != 2:
+        raise ValueError("reference/seed_figures.csv must hold exactly two 'seed:' rows (before, after)")
+    before, after = (rows.iloc[i] for i in (0, 1))
+    return {"unfactorized": {"top1": float(before.top1), "latency_ms": float(before.latency_ms)},
+            "factorized": {"top1": float(after.top1), "latency_ms": float(after.latency_ms)}}
+
+
 def published_row(width_multiplier: float, resolution: int) -> pd.Series:
     df = mobilenet_v1_published()
     sel = df[(df.width_multiplier == width_multiplier) & (df.resolution == resolution)]

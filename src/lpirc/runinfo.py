@@ -46,20 +46,20 @@ def cpu_info() -> dict:
     except OSError:
         return info
     flags: set[str] = set()
+    seen: set[str] = set()
     count = 0
     for line in text.splitlines():
         key, _, value = line.partition(":")
         key, value = key.strip(), value.strip()
         if key == "processor":
             count += 1
-        elif key == "model name" and not info.get("model_name"):
+        elif key == "model name" and "model name" not in seen:
             info["model"] = value
-            info["model_name"] = value
+            seen.add(key)
         elif key in ("flags", "Features") and not flags:
             flags = set(value.split())
         elif key == "cpu MHz" and info.get("mhz") is None:
             info["mhz"] = float(value)
-    info.pop("model_name", None)
     info["flags"] = [f for f in ISA_FLAGS if f in flags]
     info["logical_cpus"] = count or None
     try:
