@@ -1,5 +1,6 @@
 # The two commands of the README: `make book` and `make test`. Both set up .venv themselves.
-PYTHON ?= python3.11
+# The first of Python 3.11 / 3.12 / 3.13 on PATH; `make PYTHON=/path/to/python ...` overrides.
+PYTHON ?= $(firstword $(foreach v,3.11 3.12 3.13,$(shell command -v python$(v) 2>/dev/null)))
 VENV := .venv
 PY := $(VENV)/bin/python
 PROFILE ?= default
@@ -9,7 +10,8 @@ SHELL := /bin/bash
 .PHONY: book test run setup test-setup clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
+	@test -n "$(PYTHON)" || { echo "need Python 3.11, 3.12 or 3.13 on PATH (python3.11 ...), or make PYTHON=..."; exit 1; }
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 11) <= v <= (3, 13) else f"{sys.executable} is Python {v[0]}.{v[1]}; need 3.11-3.13")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
@@ -31,6 +33,7 @@ book: setup
 	$(VENV)/bin/lpirc book --profile $(PROFILE)
 
 test: $(VENV)/.test-installed
+	tools/ensure-chromium
 	$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 clean:

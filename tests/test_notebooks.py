@@ -2,13 +2,14 @@ import json
 
 import pytest
 
-from lpirc import pipeline
+from lpirc.paths import project_root
+from lpirc.runner import config, steps
 
-NOTEBOOKS = sorted((pipeline.project_root() / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((project_root() / "notebooks").glob("*.ipynb"))
 
 
 def test_every_step_has_a_notebook_and_every_notebook_a_step():
-    assert {s.notebook for s in pipeline.STEPS} == {p.name for p in NOTEBOOKS}
+    assert {s.notebook for s in steps.STEPS} == {p.name for p in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -1,12 +1,13 @@
 import pytest
 
-from lpirc import params as P
-from lpirc import pipeline
+from lpirc.runner import params as P
+from lpirc.paths import project_root
+from lpirc.runner import config, steps
 
 
 @pytest.fixture(scope="module")
 def step_params(root):
-    return pipeline.step_parameters(root)
+    return config.step_parameters(root)
 
 
 def test_defaults_merge_profile_and_set(step_params):
@@ -47,7 +48,7 @@ def test_ranges(step_params):
 
 def test_stacked_source_checked_before_running(root):
     with pytest.raises(P.ParameterError, match="stacked.source = 'teacher': must be one of"):
-        pipeline.resolve_parameters(root, "smoke", ["stacked.source=teacher"])
+        config.resolve_parameters(root, "smoke", ["stacked.source=teacher"])
 
 
 def test_set_syntax():
@@ -69,24 +70,24 @@ def test_imagenet_profile_needs_its_folders(root, tmp_path, monkeypatch):
     """The real-data template names folders that do not exist here: refused before any work; with
     the folders present (made here, empty), the profile validates."""
     with pytest.raises(P.ParameterError, match="data.train_dir = '/data/imagenet/train' does not exist"):
-        pipeline.resolve_parameters(root, "imagenet")
+        config.resolve_parameters(root, "imagenet")
     overrides = []
     for key in ("train_dir", "val_dir", "extra_dir"):
         (tmp_path / key).mkdir()
         overrides.append(f"data.{key}={tmp_path / key}")
     (tmp_path / "val.txt").write_text("")
     overrides.append(f"data.val_labels_file={tmp_path / 'val.txt'}")
-    merged, _ = pipeline.resolve_parameters(root, "imagenet", overrides)
+    merged, _ = config.resolve_parameters(root, "imagenet", overrides)
     assert merged["data"]["source"] == "folders" and merged["data"]["resolution"] == 160
 
 
 @pytest.mark.parametrize("profile", ["default", "smoke", "full"])
 def test_shipped_profiles_validate(root, profile):
-    merged, budgets = pipeline.resolve_parameters(root, profile)
-    assert set(merged) == {s.name for s in pipeline.STEPS}
+    merged, budgets = config.resolve_parameters(root, profile)
+    assert set(merged) == {s.name for s in steps.STEPS}
     assert all(v["profile"] == profile for v in merged.values())
 
 
 def test_unknown_teacher_rejected(root):
     with pytest.raises(P.ParameterError, match="unknown teacher 'gpt'"):
-        pipeline.resolve_parameters(root, "smoke", ["distillation.teachers=[gpt]"])
+        config.resolve_parameters(root, "smoke", ["distillation.teachers=[gpt]"])

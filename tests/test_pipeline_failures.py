@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from lpirc import pipeline
-from lpirc.params import ParameterError
+from lpirc.paths import project_root
+from lpirc.runner import config, steps
+from lpirc.runner.params import ParameterError
 from lpirc.results import read_json
 
 pytestmark = pytest.mark.slow
@@ -81,10 +82,10 @@ def test_interrupted_step_keeps_previous_results_and_resumes(project_copy):
 
 def test_missing_real_data_folder_rejected_before_running(project_copy):
     with pytest.raises(ParameterError, match="data.train_dir.*does not exist"):
-        pipeline.resolve_parameters(project_copy, "smoke", ["data.source=folders",
+        config.resolve_parameters(project_copy, "smoke", ["data.source=folders",
                                                             f"data.train_dir={project_copy / 'nope'}"])
     with pytest.raises(ParameterError, match="data.source"):
-        pipeline.resolve_parameters(project_copy, "smoke", ["data.source=imagenet"])
+        config.resolve_parameters(project_copy, "smoke", ["data.source=imagenet"])
 
 
 @pytest.mark.parametrize("args,message", [

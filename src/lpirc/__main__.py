@@ -1,5 +1,5 @@
 import sys
 
-from lpirc.cli import main
+from lpirc.runner.cli import main
 
 sys.exit(main())

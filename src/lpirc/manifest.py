@@ -12,7 +12,7 @@ from lpirc.loaders import DataError
 
 
 def manifest_dir() -> Path:
-    from lpirc.pipeline import project_root
+    from lpirc.paths import project_root
     return project_root() / "data_manifest"
 
 

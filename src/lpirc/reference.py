@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lpirc.pipeline import project_root
+from lpirc.paths import project_root
 
 
 def mobilenet_v1_published() -> pd.DataFrame:

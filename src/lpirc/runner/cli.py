@@ -8,29 +8,38 @@ from pathlib import Path
 
 
 def _cmd_run(args) -> int:
-    from lpirc import pipeline
+    from lpirc.paths import results_dir
+    from lpirc.runner import execute
 
     force = True if args.force == [] else args.force
-    pipeline.run(args.profile, only=args.only, start=args.start, overrides=args.set, force=force)
-    results = pipeline.results_dir(args.profile)
+    execute.run(args.profile, only=args.only, start=args.start, overrides=args.set, force=force)
+    results = results_dir(args.profile)
     print(f"\nresults in {results}; run.json records parameters, commit, versions, CPU and timings")
     return 0
 
 
 def _cmd_status(args) -> int:
-    from lpirc import pipeline
+    from lpirc.runner import execute
 
-    for name, state, why in pipeline.status(args.profile):
+    if args.explain:
+        from lpirc.paths import project_root
+        from lpirc.runner.cache import explain
+        print(f"{'module':28s} {'imported by (steps)':40s} a change makes stale")
+        for module, direct, stale in explain(project_root()):
+            print(f"{module:28s} {', '.join(direct) or '-':40s} {', '.join(stale) or 'nothing'}")
+        return 0
+    for name, state, why in execute.status(args.profile):
         print(f"{name:14s} {state:8s} {why}")
     return 0
 
 
 def _cmd_steps(args) -> int:
-    from lpirc import pipeline
+    from lpirc.paths import project_root
+    from lpirc.runner.config import step_parameters
+    from lpirc.runner.steps import steps_by_name
 
-    root = pipeline.project_root()
-    for step, params in pipeline.step_parameters(root).items():
-        s = pipeline.steps_by_name()[step]
+    for step, params in step_parameters(project_root()).items():
+        s = steps_by_name()[step]
         print(f"{step}  ({s.notebook}; reads: {', '.join(s.reads) or '-'})")
         for p in params.values():
             print(f"    {p.name:24s} {p.type_name:6s} default {p.default!r}")
@@ -38,7 +47,7 @@ def _cmd_steps(args) -> int:
 
 
 def _cmd_book(args) -> int:
-    from lpirc import book
+    from lpirc.runner import book
 
     index = book.build(args.profile)
     print(f"book built: open {index}")
@@ -152,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="fresh / stale / missing per step")
     p.add_argument("--profile", default="default")
+    p.add_argument("--explain", action="store_true",
+                   help="for each package module, which steps import it and which a change makes stale")
     p.set_defaults(func=_cmd_status)
 
     p = sub.add_parser("steps", help="list steps and their parameters")
@@ -213,8 +224,8 @@ def main(argv=None) -> int:
     from lpirc.device import DeviceError
     from lpirc.evaluate import ModelFileError
     from lpirc.loaders import DataError
-    from lpirc.params import ParameterError
-    from lpirc.pipeline import StepFailed
+    from lpirc.runner.params import ParameterError
+    from lpirc.runner.steps import StepFailed
 
     import signal
 

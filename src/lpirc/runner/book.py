@@ -8,12 +8,14 @@ and runs a clean ``jupyter-book build -W -n --keep-going``.
 """
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from lpirc import pipeline
+from lpirc.paths import project_root, results_dir
+from lpirc.runner.steps import STEPS
 from lpirc.results import atomic_path, read_json
 
 
@@ -25,6 +27,11 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
+def _cell(text) -> str:
+    """Text for a Markdown table cell: HTML-escaped (a CPU name may hold '<', '&') and pipes escaped."""
+    return html.escape(str(text)).replace("|", "\\|")
+
+
 def provenance_markdown(run: dict) -> str:
     git = run.get("git", {})
     cpu = run.get("host", {}).get("cpu", {})
@@ -34,7 +41,7 @@ def provenance_markdown(run: dict) -> str:
         f"| profile | `{run.get('profile')}` |",
         f"| commit | `{commit}` |",
         f"| last updated | {run.get('updated', '?')} |",
-        f"| CPU | {cpu.get('model', '?')}, {cpu.get('logical_cpus', '?')} logical CPUs; "
+        f"| CPU | {_cell(cpu.get('model', '?'))}, {cpu.get('logical_cpus', '?')} logical CPUs; "
         f"ISA: {', '.join(cpu.get('flags', [])) or '?'} |",
         f"| TensorFlow / LiteRT | {run.get('packages', {}).get('tensorflow')} / "
         f"{run.get('packages', {}).get('ai-edge-litert')} |",
@@ -51,12 +58,12 @@ def provenance_markdown(run: dict) -> str:
 
 def stage(profile: str, root: Path | None = None, results: Path | None = None) -> list[Path]:
     """Copy the profile's executed notebooks to book/executed/ and write book/_generated/."""
-    root = Path(root or pipeline.project_root())
-    results = Path(results or pipeline.results_dir(profile, root))
+    root = Path(root or project_root())
+    results = Path(results or results_dir(profile, root))
     run_json = results / "run.json"
     if not run_json.exists():
         raise BookError(f"no results for profile {profile!r} at {results}: run `lpirc run --profile {profile}` first")
-    missing = [s for s in pipeline.STEPS if not (results / s.name / s.notebook).exists()]
+    missing = [s for s in STEPS if not (results / s.name / s.notebook).exists()]
     if missing:
         names = " ".join(s.name for s in missing)
         raise BookError(f"profile {profile!r} has no executed notebook for: {names}; "
@@ -66,7 +73,7 @@ def stage(profile: str, root: Path | None = None, results: Path | None = None) -
         shutil.rmtree(executed)
     executed.mkdir(parents=True)
     copied = []
-    for s in pipeline.STEPS:
+    for s in STEPS:
         target = executed / s.notebook
         shutil.copyfile(results / s.name / s.notebook, target)
         copied.append(target)
@@ -79,7 +86,7 @@ def stage(profile: str, root: Path | None = None, results: Path | None = None) -
 
 def build(profile: str = "default", root: Path | None = None, results: Path | None = None) -> Path:
     """Stage and build clean with -W -n --keep-going; returns the index page to open."""
-    root = Path(root or pipeline.project_root())
+    root = Path(root or project_root())
     stage(profile, root, results)
     out = root / "_build"
     for sub in ("html", ".doctrees", "jupyter_execute"):

@@ -1,0 +1,84 @@
+"""What a chapter notebook calls first: :func:`start_step`, and the :class:`StepContext` it returns.
+
+This is the one runner module notebooks import, kept small on purpose: its code is part of every
+step's cache key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+from lpirc.paths import results_dir
+from lpirc.results import write_csv, write_json
+
+# Where the stacked model starts: step, file (under results/<profile>/) of each choice.
+STACKED_SOURCES = {"distilled": ("distillation", "models", "best_student.keras"),
+                   "pretrained": ("open_images", "models", "pretrained_student.keras"),
+                   "baseline": ("baseline", "models", "student.keras")}
+
+
+@dataclasses.dataclass
+class StepContext:
+    step: str
+    profile: str
+    results: Path   # results/<profile>/
+    out: Path       # where this step writes (a staging folder while the runner runs it)
+    seed: int
+
+    def input(self, step: str, *parts: str) -> Path:
+        """A file another step wrote; a clear error if that step has not run."""
+        path = self.results.joinpath(step, *parts)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run the {step!r} step first "
+                                    f"(lpirc run --profile {self.profile} --only {step})")
+        return path
+
+    def path(self, *parts: str) -> Path:
+        p = self.out.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def save_table(self, frame, name: str) -> None:
+        write_csv(self.path("tables", f"{name}.csv"), frame)
+
+    def save_figure(self, fig, name: str) -> None:
+        """Save the figure under figures/, show that very PNG in the notebook, close the figure."""
+        import matplotlib.pyplot as plt
+        from IPython.display import Image, display
+        from lpirc.results import save_figure
+
+        path = save_figure(fig, self.path("figures", f"{name}.png"))
+        plt.close(fig)
+        display(Image(filename=str(path)))
+
+    def write_metrics(self, metrics: dict) -> None:
+        write_json(self.path("metrics.json"), metrics)
+
+
+def _die_with_runner() -> None:
+    """Linux: have the kernel killed when the runner that started it dies (even by SIGKILL), so an
+    orphaned kernel never writes into a staging folder the next run has already cleaned."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() == 1:                  # the runner is already gone
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def start_step(step: str, profile: str, seed: int = 0) -> StepContext:
+    """Locate results, seed everything (Python, numpy, TensorFlow, op determinism), quiet TF logs."""
+    if os.environ.get("LPIRC_STEP_OUT"):   # run by the runner, not by hand
+        _die_with_runner()
+    results = results_dir(profile)
+    out = Path(os.environ.get("LPIRC_STEP_OUT") or results / step)
+    out.mkdir(parents=True, exist_ok=True)
+    from lpirc.tfutil import quiet_tensorflow
+    quiet_tensorflow()
+    from lpirc.models import set_seed
+    set_seed(seed)
+    return StepContext(step, profile, results, out, seed)
