@@ -49,7 +49,7 @@ def test_failing_step_keeps_previous_results_and_names_notebook(project_copy):
     # previous results untouched, nothing half-written left behind
     assert (results / "data" / "stamp.json").read_text() == before
     assert read_json(results / "data" / "dataset.json")["splits"] == digests
-    assert not (results / ".staging" / "data").exists()
+    assert not list((results / ".staging").glob("data*"))
     assert read_json(results / "run.json")["steps"]["data"]["status"] == "failed"
 
 
@@ -62,7 +62,7 @@ def test_interrupted_step_keeps_previous_results_and_resumes(project_copy):
     proc = subprocess.Popen([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "data",
                              "--set", "data.train_size=5000"], cwd=project_copy, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    staging = results / ".staging" / "data"
+    staging = results / ".staging" / f"data.{proc.pid}"
     deadline = time.time() + 120
     while not (staging / "train_x.npy").exists() and time.time() < deadline:   # mid-step, files being written
         time.sleep(0.2)
@@ -88,6 +88,18 @@ def test_missing_real_data_folder_rejected_before_running(project_copy):
         config.resolve_parameters(project_copy, "smoke", ["data.source=imagenet"])
 
 
+@pytest.fixture(scope="module")
+def project_with_data(tmp_path_factory):
+    """One project copy with the smoke data step done, shared by the bad-input cases (none may change it)."""
+    from conftest import copy_project
+
+    project = copy_project(tmp_path_factory.mktemp("bad-input") / "project")
+    first = run_cli(project, "run", "--profile", "smoke", "--only", "data")
+    assert first.returncode == 0, first.stderr
+    (project / "params" / "broken.yaml").write_text("global:\n  seed: 0\ndata: train_size: 10\n")
+    return project
+
+
 @pytest.mark.parametrize("args,message", [
     (["--set", "baseline.epochs=-1"], "must be >= 0"),
     (["--set", "factorization.rank_fractions=[0.5, 1.5]"], "rank fractions must be in (0, 1]"),
@@ -97,10 +109,8 @@ def test_missing_real_data_folder_rejected_before_running(project_copy):
     (["--set", "baseline.epochs=abc"], "must be int"),
     (["--profile", "broken"], "not valid YAML at line 3"),
 ])
-def test_bad_input_is_refused_before_work_and_results_survive(project_copy, args, message):
-    first = run_cli(project_copy, "run", "--profile", "smoke", "--only", "data")
-    assert first.returncode == 0, first.stderr
-    (project_copy / "params" / "broken.yaml").write_text("global:\n  seed: 0\ndata: train_size: 10\n")
+def test_bad_input_is_refused_before_work_and_results_survive(project_with_data, args, message):
+    project_copy = project_with_data
     results = project_copy / "results" / "smoke"
     before = (results / "data" / "stamp.json").read_text()
     profile_args = [] if "--profile" in args else ["--profile", "smoke"]

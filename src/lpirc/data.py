@@ -350,3 +350,12 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
         record["splits"][split] = {**save_split(out_dir, split, x, y), "skipped_corrupt": [str(p) for p in skipped]}
     write_json(out_dir / "dataset.json", record)
     return record
+
+
+def load_splits(data_dir: Path, names=("train", "val", "holdout")) -> tuple[dict, list[str]]:
+    """{split: (uint8 images, labels)} and the class names of a dataset folder (the data step's output)."""
+    import json
+
+    data_dir = Path(data_dir)
+    classes = json.loads((data_dir / "dataset.json").read_text())["classes"]
+    return {name: load_split(data_dir, name) for name in names}, classes

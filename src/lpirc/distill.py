@@ -119,3 +119,57 @@ def paired_tests(frame, value: str, group: str, pair_on: str, reference=None) ->
         out.append({"reference": ref, "other": g, "mean_difference": float(diff.mean()), "n_pairs": int(len(pair)),
                     "p_value": p})
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# the sweep: one pure task per (alpha, teacher, seed)
+def train_point(*, out_dir: str, data_dir: str, student_path: str, logits_path: str | None, alpha: float,
+                teacher: str, seed: int, temperature: float, epochs: int, batch_size: int, learning_rate: float,
+                representative_size: int) -> dict:
+    """Train one student from ``student_path``'s architecture (fresh initialisation from ``seed``) on
+    the mixed loss, evaluate it as float and int8, write ``out_dir``/{student.keras, int8.tflite}.
+
+    Inputs are files and numbers only, so the task runs the same in any process (lpirc.grid)."""
+    from lpirc import data, evaluate, models, quantize
+
+    splits, classes = data.load_splits(Path(data_dir))
+    x_train, y_train = splits.pop("train")
+    logits = np.load(logits_path) if logits_path else None
+    models.set_seed(seed)
+    model = keras.models.clone_model(models.load_model(student_path))
+    fit = train_student(model, x_train, y_train, logits, alpha=alpha, temperature=temperature, epochs=epochs,
+                        batch_size=batch_size, learning_rate=learning_rate, verbose=0)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = quantize.representative_dataset(x_train, representative_size, seed)
+    row = evaluate.float_and_int8_top1(model, out / "int8.tflite", rep, splits, len(classes))
+    models.save_model(model, out / "student.keras")
+    return {"alpha": float(alpha), "teacher": teacher, "seed": int(seed), **row,
+            "weights_sha256": models.weights_digest(model)[:16], "train_time_s": fit["train_time_s"],
+            "model": str(out / "student.keras")}
+
+
+def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[str, Path], *, alphas, seeds,
+          temperature: float, epochs: int, batch_size: int, learning_rate: float, representative_size: int,
+          scheduler: str | None = None, report: Path | None = None):
+    """Every (alpha, teacher, seed) of the grid as a task on lpirc.grid; a DataFrame of rows.
+
+    alpha = 0 ignores the teacher, so it is trained once per seed (teacher 'none')."""
+    import pandas as pd
+
+    from lpirc.grid import run_grid
+
+    cells = [(0.0, "none")] + [(float(a), t) for t in logits_paths for a in alphas if a > 0]
+    points = [dict(out_dir=str(Path(out_dir) / f"a{a:g}_{t}_s{s}"), data_dir=str(data_dir),
+                   student_path=str(student_path), logits_path=str(logits_paths[t]) if t != "none" else None,
+                   alpha=a, teacher=t, seed=int(s), temperature=temperature, epochs=epochs, batch_size=batch_size,
+                   learning_rate=learning_rate, representative_size=representative_size)
+              for a, t in cells for s in seeds]
+    return pd.DataFrame(run_grid(train_point, points, label="distillation", scheduler=scheduler, report=report))
+
+
+def teacher_logits_file(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> tuple[Path, bool]:
+    """Like :func:`teacher_logits`, but returns the cache file (what a grid task takes)."""
+    logits, hit = teacher_logits(teacher_path, images, cache_dir)
+    path = Path(cache_dir) / f"{Path(teacher_path).stem}-{cache_key(teacher_path, images)}.npy"
+    return path, hit

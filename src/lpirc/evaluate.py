@@ -157,3 +157,17 @@ def evaluate_source(model_path, data: Path, labels_file: Path | None = None, lim
     result.update({"model": str(model_path), "data": str(data), "layout": layout,
                    "skipped_corrupt": [str(p) for p in skipped], "model_io": clf.describe()})
     return result
+
+
+def float_and_int8_top1(model, out_path: Path | str, representative, splits: dict, num_classes: int) -> dict:
+    """The pattern every chapter repeats: top-1 of a Keras model and of its int8 TFLite file.
+
+    ``splits`` maps a name ('val', 'holdout') to (uint8 images, labels). Returns
+    ``{"<name>_top1": float top-1, "int8_<name>_top1": int8 top-1}`` and writes ``out_path``."""
+    from lpirc import models, quantize
+
+    row = {f"{name}_top1": models.evaluate_keras(model, x, y)["top1"] for name, (x, y) in splits.items()}
+    converted = quantize.convert(model, "int8", out_path, representative)
+    for name, (x, y) in splits.items():
+        row[f"int8_{name}_top1"] = evaluate_arrays(converted.path, x, y, num_classes)["top1"]
+    return row

@@ -176,6 +176,16 @@ def evaluate_keras(model: keras.Model, images_uint8, labels) -> dict:
     return {"top1": topk_accuracy(logits, labels, 1), "top5": topk_accuracy(logits, labels, 5)}
 
 
+def weights_digest(model: keras.Model) -> str:
+    """SHA-256 of every weight's bytes: equal digests mean bit-identical models."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
 def save_model(model: keras.Model, path) -> None:
     """Save as a single .keras (Keras 2 'keras' format) file, atomically."""
     from lpirc.results import atomic_path

@@ -68,3 +68,10 @@ def fmt_ci(mean: float, half: float, scale: float = 100, digits: int = 1) -> str
     if math.isnan(half):
         return f"{mean * scale:.{digits}f}"
     return f"{mean * scale:.{digits}f} ± {half * scale:.{digits}f}"
+
+
+def fmt_p(p: float) -> str:
+    """'p = 0.042', 'p < 0.001' (never 'p = 0.000'), 'p n/a' when the test could not be computed."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"

@@ -12,7 +12,8 @@ def _cmd_run(args) -> int:
     from lpirc.runner import execute
 
     force = True if args.force == [] else args.force
-    execute.run(args.profile, only=args.only, start=args.start, overrides=args.set, force=force)
+    execute.run(args.profile, only=args.only, start=args.start, overrides=args.set, force=force,
+                scheduler=args.scheduler)
     results = results_dir(args.profile)
     print(f"\nresults in {results}; run.json records parameters, commit, versions, CPU and timings")
     return 0
@@ -157,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter, e.g. --set distillation.alpha=0.5 (value parsed as YAML)")
     p.add_argument("--force", nargs="*", metavar="STEP", help="rerun these steps (all if none given)")
+    p.add_argument("--scheduler", help="where grid tasks run: 'local' (default: a Dask cluster of one worker "
+                   "per core), 'serial' (in the notebook's process) or a Dask address tcp://HOST:8786 "
+                   "(workers share the results folder); default $LPIRC_SCHEDULER or local")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("status", help="fresh / stale / missing per step")

@@ -192,20 +192,26 @@ def _papermill_logging(progress: bool) -> None:
 
 def run(profile: str = "default", only: list[str] | None = None, start: str | None = None,
         overrides: list[str] | None = None, force: list[str] | bool | None = None,
-        root: Path | None = None, progress: bool = True) -> dict:
+        root: Path | None = None, progress: bool = True, scheduler: str | None = None) -> dict:
     """Run the pipeline; returns {step: record}. Raises ParameterError (ProfileLocked) before anything
-    runs, or StepFailed naming the step and the notebook that holds the traceback."""
+    runs, or StepFailed naming the step and the notebook that holds the traceback.
+
+    ``scheduler`` (or $LPIRC_SCHEDULER): where grid tasks run, see lpirc.grid; not part of the cache key,
+    since results do not depend on it."""
     root = Path(root or project_root())
     steps = select_steps(only, start)
     merged, budgets = resolve_parameters(root, profile, overrides)
     results = results_dir(profile, root)
+    scheduler = scheduler or os.environ.get("LPIRC_SCHEDULER") or "local"
+    if scheduler not in ("serial", "local") and "://" not in scheduler:
+        raise ParameterError(f"--scheduler {scheduler!r}: use 'serial', 'local' or a Dask address (tcp://HOST:8786)")
     with profile_lock(results, profile):
         for action in recover(results):
             _print(f"recovered: {action}")
-        return _run_locked(root, profile, steps, merged, budgets, results, force, progress)
+        return _run_locked(root, profile, steps, merged, budgets, results, force, progress, scheduler)
 
 
-def _run_locked(root, profile, steps, merged, budgets, results, force, progress) -> dict:
+def _run_locked(root, profile, steps, merged, budgets, results, force, progress, scheduler) -> dict:
     import papermill as pm
 
     forced = set(s.name for s in STEPS) if force is True else set(force or [])
@@ -229,7 +235,7 @@ def _run_locked(root, profile, steps, merged, budgets, results, force, progress)
         t0 = time.perf_counter()
         started = runinfo.now_iso()
         try:
-            with _environ(LPIRC_ROOT=root, LPIRC_RESULTS_DIR=results, LPIRC_STEP_OUT=staging,
+            with _environ(LPIRC_ROOT=root, LPIRC_RESULTS_DIR=results, LPIRC_STEP_OUT=staging, LPIRC_SCHEDULER=scheduler,
                           TF_CPP_MIN_LOG_LEVEL=3, TF_USE_LEGACY_KERAS=1, TF_DETERMINISTIC_OPS=1,
                           PYTHONHASHSEED=values.get("seed", 0)):
                 pm.execute_notebook(str(root / "notebooks" / step.notebook), str(executed),
@@ -256,6 +262,7 @@ def _run_locked(root, profile, steps, merged, budgets, results, force, progress)
             failed_copy.unlink()
         budget = budgets.get(step.name)
         records[step.name] = {"status": "ok", "started": started, "wall_s": wall, "budget_s": budget,
+                              "scheduler": scheduler,
                               "notebook": f"{step.name}/{step.notebook}"}
         _update_run_json(results, profile, root, merged, budgets, records)
         over = f" — over its {budget} s budget" if budget and wall > budget else ""
@@ -273,4 +280,14 @@ def status(profile: str = "default", root: Path | None = None) -> list[tuple[str
     if results.exists():
         with contextlib.suppress(ProfileLocked), profile_lock(results, profile):
             recover(results)
-    return [(s.name, *step_status(root, results, s, merged[s.name])) for s in STEPS]
+    rows, not_fresh = [], set()
+    for s in STEPS:
+        state, why = step_status(root, results, s, merged[s.name])
+        waiting = [dep for dep in s.reads if dep in not_fresh]
+        if state == "fresh" and waiting:
+            # its own key still matches, but it will change once the steps it reads are rerun
+            state, why = "stale", "upstream stale: " + ", ".join(waiting)
+        if state != "fresh":
+            not_fresh.add(s.name)
+        rows.append((s.name, state, why))
+    return rows

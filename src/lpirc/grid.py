@@ -1,0 +1,146 @@
+"""Running a grid of independent tasks (seeds x alphas x teachers, ...) serially or on Dask.
+
+Every experiment of the book is a grid of training runs that do not depend on each other. A grid
+point is a *pure task*: a module-level function called with keyword arguments that are file paths
+and parameters; it writes files only into its own folder and returns one row (a dict). Nothing is
+shared through globals, so the same task runs
+
+- ``serial``: one after the other in this process (plain Python, no Dask);
+- ``local`` (default): on a Dask ``LocalCluster`` sized to the machine, one single-threaded worker
+  process per core, TensorFlow's thread pools set to one thread to match;
+- ``tcp://HOST:8786``: on an existing Dask cluster (``dask scheduler`` + ``dask worker``, dask-jobqueue
+  on SLURM, Kubernetes). Its workers must run this project's environment and see the same results
+  folder (a shared filesystem). Workers started with ``--resources GPU=1`` get one task per GPU.
+
+``LPIRC_SCHEDULER`` (set by ``lpirc run --scheduler``) chooses when the caller does not. Results do
+not depend on where tasks ran: each task seeds itself from its own ``seed`` and TensorFlow runs with
+op determinism and the same thread count everywhere (see :data:`TASK_THREADS`).
+"""
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+# Threads per task for TensorFlow's intra- and inter-op pools. One everywhere (serial included, where
+# it is applied in a subprocess-free way only if TensorFlow has not started yet): the tasks of a grid
+# are the parallelism, and a fixed count keeps float summation order, hence results, the same.
+TASK_THREADS = 1
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": str(TASK_THREADS),
+              "TF_NUM_INTEROP_THREADS": str(TASK_THREADS), "TF_USE_LEGACY_KERAS": "1",
+              "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "PYTHONHASHSEED": "0"}
+
+
+class GridTaskFailed(RuntimeError):
+    """One or more grid points raised; the message names each point and carries its traceback."""
+
+    def __init__(self, label: str, failures: list[tuple[dict, str]], total: int):
+        self.failures = failures
+        lines = [f"{label}: {len(failures)} of {total} tasks failed"]
+        for point, tb in failures:
+            lines.append(f"--- grid point {describe(point)}\n{tb.rstrip()}")
+        super().__init__("\n".join(lines))
+
+
+def describe(point: dict) -> str:
+    """The parameters that vary, not the paths: 'alpha=0.5 teacher=resnet8 seed=1'."""
+    return " ".join(f"{k}={v}" for k, v in point.items() if not isinstance(v, (str, Path)) or k in
+                    ("teacher", "arm", "config")) or str(point)
+
+
+def scheduler_from_env(scheduler: str | None = None) -> str:
+    return scheduler or os.environ.get("LPIRC_SCHEDULER") or "local"
+
+
+def configure_threads(threads: int = TASK_THREADS) -> None:
+    """Set TensorFlow's thread pools, if TensorFlow has not run anything yet in this process."""
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass                                    # already initialised (e.g. the serial case in a kernel)
+    tf.config.experimental.enable_op_determinism()
+
+
+def _call(task: Callable, point: dict) -> dict:
+    configure_threads()
+    return task(**point)
+
+
+def _serial(task, points, label, progress):
+    from tqdm.auto import tqdm
+
+    rows, failures = [None] * len(points), []
+    for i, point in enumerate(tqdm(points, desc=label, unit="task", disable=not progress)):
+        try:
+            rows[i] = _call(task, point)
+        except Exception:                       # noqa: BLE001 — reported with its grid point below
+            failures.append((point, traceback.format_exc()))
+    return rows, failures
+
+
+def _local_cluster():
+    from distributed import LocalCluster
+
+    workers = max(1, os.cpu_count() or 1)
+    return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=WORKER_ENV,
+                        dashboard_address=":0", silence_logs=40)
+
+
+def _dask(task, points, label, progress, scheduler, report):
+    import contextlib
+    import logging
+
+    from distributed import Client, as_completed, performance_report
+
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    from tqdm.auto import tqdm
+
+    cluster = _local_cluster() if scheduler == "local" else None
+    with Client(cluster if cluster is not None else scheduler) as client:
+        info = client.scheduler_info()
+        has_gpu = any(w.get("resources", {}).get("GPU") for w in info.get("workers", {}).values())
+        resources = {"GPU": 1} if has_gpu else None
+        ctx = performance_report(filename=str(report)) if report else contextlib.nullcontext()
+        with ctx:
+            futures = {client.submit(_call, task, point, key=f"{label}-{i}-{time.time_ns()}", pure=False,
+                                     resources=resources): i for i, point in enumerate(points)}
+            rows, failures = [None] * len(points), []
+            bar = tqdm(total=len(points), desc=f"{label} ({scheduler})", unit="task", disable=not progress)
+            for future in as_completed(futures):
+                i = futures[future]
+                if future.status == "error":
+                    exc, tb = future.exception(), future.traceback()
+                    failures.append((points[i], "".join(traceback.format_exception(type(exc), exc, tb))))
+                else:
+                    rows[i] = future.result()
+                bar.update(1)
+            bar.close()
+    if cluster is not None:
+        cluster.close()
+    return rows, failures
+
+
+def run_grid(task: Callable, points: list[dict], *, label: str = "grid", scheduler: str | None = None,
+             progress: bool = True, report: Path | str | None = None) -> list[dict]:
+    """``[task(**p) for p in points]``, on the chosen scheduler; rows in the order of ``points``.
+
+    Every task runs even when some fail; then :class:`GridTaskFailed` names each failed point with its
+    traceback. ``report``: where to write Dask's performance report (task timeline, HTML)."""
+    scheduler = scheduler_from_env(scheduler)
+    if not points:
+        return []
+    if scheduler == "serial":
+        rows, failures = _serial(task, points, label, progress)
+    elif scheduler == "local" or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        rows, failures = _dask(task, points, label, progress, scheduler, report)
+    else:
+        raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local' or a Dask address like tcp://HOST:8786")
+    if failures:
+        raise GridTaskFailed(label, failures, len(points))
+    return rows

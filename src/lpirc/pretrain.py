@@ -1,0 +1,82 @@
+"""Teacher-labelled pretraining (the entry's Open Images idea): the teacher labels an unlabeled pool,
+the student first learns the teacher's soft labels on the pool, then fine-tunes on the labelled split.
+
+One arm x seed is one pure task (:func:`train_arm_point`); :func:`sweep_arms` runs the grid on
+lpirc.grid. The arms:
+
+- ``a``: no teacher, fine-tuning only (plain training);
+- ``b``: distillation on the labelled split only;
+- ``b+``: the same-steps control: distillation on the labelled split for as many extra optimizer
+  steps as the largest pool arm spends on the pool, so "pretraining helped" is not "trained longer";
+- ``c``: pretraining on a pool of ``multiplier`` x the labelled split's size, then ``b``'s fine-tuning.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def arms(alpha: float, pool_multipliers, finetune_epochs: int, pretrain_epochs: int) -> list[dict]:
+    """The arms of the grid: name, alpha of the fine-tuning, pool multiplier, fine-tuning epochs."""
+    extra = int(round(pretrain_epochs * max(pool_multipliers, default=0)))
+    out = [{"arm": "a: no teacher", "arm_alpha": 0.0, "multiplier": 0.0, "epochs": finetune_epochs},
+           {"arm": "b: distillation only", "arm_alpha": alpha, "multiplier": 0.0, "epochs": finetune_epochs}]
+    if extra > 0:
+        out.append({"arm": f"b+: distillation, +{extra} epochs (same steps)", "arm_alpha": alpha,
+                    "multiplier": 0.0, "epochs": finetune_epochs + extra})
+    out += [{"arm": f"c: pretrain {m:g}x pool", "arm_alpha": alpha, "multiplier": float(m), "epochs": finetune_epochs}
+            for m in pool_multipliers]
+    return out
+
+
+def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_logits_path: str,
+                    pool_logits_path: str, arm: str, arm_alpha: float, multiplier: float, epochs: int, seed: int,
+                    pretrain_epochs: int, temperature: float, batch_size: int, learning_rate: float,
+                    representative_size: int) -> dict:
+    """Pretrain (when ``multiplier`` > 0) and fine-tune one student; float and int8 top-1; files in out_dir."""
+    import time
+
+    from lpirc import data, distill, evaluate, models, quantize
+
+    splits, classes = data.load_splits(Path(data_dir))
+    x_train, y_train = splits.pop("train")
+    x_pool, _ = data.load_split(Path(data_dir), "extra")        # its generator labels are never used
+    logits_train, logits_pool = np.load(train_logits_path), np.load(pool_logits_path)
+    models.set_seed(seed)
+    model = models.keras.models.clone_model(models.load_model(student_path))
+    n_pool = min(len(x_pool), int(round(multiplier * len(x_train))))
+    t0 = time.perf_counter()
+    if n_pool > 0:
+        order = np.random.default_rng(seed).permutation(len(x_pool))[:n_pool]
+        distill.train_student(model, x_pool[order], np.zeros(n_pool, np.int64), logits_pool[order], alpha=1.0,
+                              temperature=temperature, epochs=pretrain_epochs, batch_size=batch_size,
+                              learning_rate=learning_rate, verbose=0)
+    distill.train_student(model, x_train, y_train, logits_train if arm_alpha > 0 else None, alpha=arm_alpha,
+                          temperature=temperature, epochs=epochs, batch_size=batch_size,
+                          learning_rate=learning_rate, verbose=0)
+    wall = time.perf_counter() - t0
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = quantize.representative_dataset(x_train, representative_size, seed)
+    row = evaluate.float_and_int8_top1(model, out / "int8.tflite", rep, splits, len(classes))
+    models.save_model(model, out / "student.keras")
+    return {"arm": arm, "pool_images": n_pool, "finetune_epochs": epochs, "seed": int(seed), **row,
+            "weights_sha256": models.weights_digest(model)[:16], "wall_s": wall, "model": str(out / "student.keras")}
+
+
+def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_path: Path, pool_logits_path: Path,
+               *, alpha: float, pool_multipliers, seeds, pretrain_epochs: int, finetune_epochs: int,
+               temperature: float, batch_size: int, learning_rate: float, representative_size: int,
+               scheduler: str | None = None, report: Path | None = None):
+    """Every arm x seed as a task on lpirc.grid; a DataFrame of rows in arm order."""
+    import pandas as pd
+
+    from lpirc.grid import run_grid
+
+    points = [dict(out_dir=str(Path(out_dir) / f"arm{i}_s{s}"), data_dir=str(data_dir), student_path=str(student_path),
+                   train_logits_path=str(train_logits_path), pool_logits_path=str(pool_logits_path), seed=int(s),
+                   pretrain_epochs=pretrain_epochs, temperature=temperature, batch_size=batch_size,
+                   learning_rate=learning_rate, representative_size=representative_size, **arm)
+              for i, arm in enumerate(arms(alpha, pool_multipliers, finetune_epochs, pretrain_epochs)) for s in seeds]
+    return pd.DataFrame(run_grid(train_arm_point, points, label="open_images", scheduler=scheduler, report=report))

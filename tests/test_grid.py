@@ -1,0 +1,128 @@
+"""Grid tasks run the same serially, on a LocalCluster and on a separate Dask scheduler + workers."""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cloudpickle
+import pandas as pd
+import pytest
+
+from lpirc import grid
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers need not import this test file
+
+
+def square_or_fail(*, out_dir: str, x: int, fail_on: int = -1) -> dict:
+    if x == fail_on:
+        raise ValueError(f"bad point {x}")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    (Path(out_dir) / f"{x}.txt").write_text(str(x * x))
+    return {"x": x, "square": x * x}
+
+
+@pytest.mark.parametrize("scheduler", ["serial", "local"])
+def test_a_failing_task_is_named_and_the_others_finish(tmp_path, scheduler):
+    points = [{"out_dir": str(tmp_path), "x": x, "fail_on": 2} for x in range(4)]
+    with pytest.raises(grid.GridTaskFailed) as info:
+        grid.run_grid(square_or_fail, points, label="squares", scheduler=scheduler, progress=False)
+    message = str(info.value)
+    assert "squares: 1 of 4 tasks failed" in message
+    assert "grid point x=2 fail_on=2" in message and "ValueError: bad point 2" in message
+    assert "Traceback" in message
+    assert sorted(p.name for p in tmp_path.glob("*.txt")) == ["0.txt", "1.txt", "3.txt"]
+
+
+def test_unknown_scheduler_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="scheduler 'gpu-farm'"):
+        grid.run_grid(square_or_fail, [{"out_dir": str(tmp_path), "x": 1}], scheduler="gpu-farm")
+
+
+@pytest.fixture(scope="module")
+def tiny_distillation_inputs(tmp_path_factory):
+    """A small embedded dataset, a student architecture and teacher logits, as the sweep takes them."""
+    from lpirc import data, distill, models
+
+    folder = tmp_path_factory.mktemp("tiny")
+    data.generate_dataset(folder / "data", {"train": 256, "val": 64, "holdout": 64}, seed=0, progress=False)
+    x_train, _ = data.load_split(folder / "data", "train")
+    student = models.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, classes=10, resolution=32)
+    models.save_model(student, folder / "student.keras")
+    teacher = models.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, classes=10, resolution=32)
+    models.save_model(teacher, folder / "teacher.keras")
+    logits, _ = distill.teacher_logits_file(folder / "teacher.keras", x_train, folder / "cache")
+    return folder, logits
+
+
+def tiny_sweep(inputs, out: Path, scheduler: str) -> pd.DataFrame:
+    from lpirc import distill
+
+    folder, logits = inputs
+    rows = distill.sweep(out, folder / "data", folder / "student.keras", {"t": logits}, alphas=[0.0, 0.5],
+                         seeds=[0, 1], temperature=4.0, epochs=2, batch_size=64, learning_rate=0.01,
+                         representative_size=8, scheduler=scheduler)
+    return rows.drop(columns=["train_time_s", "model"])
+
+
+def test_distillation_sweep_identical_serially_and_on_a_local_cluster(tiny_distillation_inputs, tmp_path):
+    serial = tiny_sweep(tiny_distillation_inputs, tmp_path / "serial", "serial")
+    assert len(serial) == 4 and set(serial.teacher) == {"none", "t"}
+    assert serial.weights_sha256.nunique() == 4          # different seeds and alphas train different models
+    local = tiny_sweep(tiny_distillation_inputs, tmp_path / "local", "local")
+    pd.testing.assert_frame_equal(serial, local)
+    assert (tmp_path / "local" / "a0.5_t_s1" / "int8.tflite").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster_on_loopback():
+    """`dask scheduler` and two `dask worker` processes on 127.0.0.1, stopped after the test."""
+    port = free_port()
+    dask = str(Path(sys.executable).with_name("dask"))
+    env = {**os.environ, **grid.WORKER_ENV}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--dashboard-address", ":0"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    address = f"tcp://127.0.0.1:{port}"
+    for _ in range(2):
+        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
+                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from distributed import Client
+
+    deadline = time.time() + 120
+    with Client(address, timeout=60) as client:
+        while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+            time.sleep(0.5)
+        assert len(client.scheduler_info()["workers"]) == 2
+    try:
+        yield address
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_smoke_distillation_step_on_a_separate_dask_cluster(smoke_run, dask_cluster_on_loopback):
+    """The smoke distillation step rerun through --scheduler tcp://... gives the rows it gave locally."""
+    project, results, _ = smoke_run
+    before = pd.read_csv(results / "distillation" / "tables" / "runs.csv")
+    env = {**os.environ, "LPIRC_ROOT": str(project)}
+    env.pop("LPIRC_RESULTS_DIR", None)
+    r = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "distillation",
+                        "--force", "distillation", "--scheduler", dask_cluster_on_loopback], cwd=project, env=env,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    after = pd.read_csv(results / "distillation" / "tables" / "runs.csv")
+    columns = [c for c in before.columns if c != "train_time_s"]
+    pd.testing.assert_frame_equal(before[columns], after[columns])
+    from lpirc.results import read_json
+    assert read_json(results / "run.json")["steps"]["distillation"]["scheduler"] == dask_cluster_on_loopback
