@@ -18,6 +18,11 @@ def step_parameters(root: Path) -> dict[str, dict[str, P.Param]]:
     return out
 
 
+def profile_scheduler(root: Path, profile: str) -> str | None:
+    """The profile's ``scheduler:`` (where grid tasks run by default), if it names one."""
+    return P.load_profile(root / "params" / f"{profile}.yaml").get("scheduler")
+
+
 def resolve_parameters(root: Path, profile: str, overrides: list[str] | None = None) -> tuple[dict, dict]:
     """(merged parameters per step, budgets) for a profile plus --set overrides; validated."""
     prof = P.load_profile(root / "params" / f"{profile}.yaml")

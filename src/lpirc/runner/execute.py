@@ -33,7 +33,7 @@ from lpirc import runinfo
 from lpirc.paths import project_root, results_dir
 from lpirc.results import read_json, write_json
 from lpirc.runner.cache import key_inputs, key_of, step_status
-from lpirc.runner.config import resolve_parameters
+from lpirc.runner.config import profile_scheduler, resolve_parameters
 from lpirc.runner.params import ParameterError
 from lpirc.runner.steps import STEPS, StepFailed, select_steps
 
@@ -196,13 +196,13 @@ def run(profile: str = "default", only: list[str] | None = None, start: str | No
     """Run the pipeline; returns {step: record}. Raises ParameterError (ProfileLocked) before anything
     runs, or StepFailed naming the step and the notebook that holds the traceback.
 
-    ``scheduler`` (or $LPIRC_SCHEDULER): where grid tasks run, see lpirc.grid; not part of the cache key,
-    since results do not depend on it."""
+    ``scheduler``: where grid tasks run (lpirc.grid); else $LPIRC_SCHEDULER, else the profile's
+    ``scheduler:``, else 'local'. Not part of the cache key: results do not depend on it."""
     root = Path(root or project_root())
     steps = select_steps(only, start)
     merged, budgets = resolve_parameters(root, profile, overrides)
     results = results_dir(profile, root)
-    scheduler = scheduler or os.environ.get("LPIRC_SCHEDULER") or "local"
+    scheduler = scheduler or os.environ.get("LPIRC_SCHEDULER") or profile_scheduler(root, profile) or "local"
     if scheduler not in ("serial", "local") and "://" not in scheduler:
         raise ParameterError(f"--scheduler {scheduler!r}: use 'serial', 'local' or a Dask address (tcp://HOST:8786)")
     with profile_lock(results, profile):

@@ -29,7 +29,7 @@ STEPS = (
     Step("summary", "90_summary.ipynb", ("baseline", "quantization", "factorization", "distillation", "open_images",
                                          "benchmark", "stacked"), "Summary", REFERENCE),
 )
-RESERVED_PROFILE_KEYS = ("budgets_s", "description")
+RESERVED_PROFILE_KEYS = ("budgets_s", "description", "scheduler")
 
 
 class StepFailed(RuntimeError):
