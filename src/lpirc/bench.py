@@ -64,16 +64,32 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
         if time_budget_s and r >= 9 and time.perf_counter() - start > time_budget_s:
             break
     base = np.asarray(models[0].times)
-    rng = np.random.default_rng(0)
     out = []
     for m in models:
         rec = {"model": str(m.path), **summarize(m.times), "num_threads": num_threads}
         t = np.asarray(m.times)
         rec["ratio_to_first"] = float(np.median(t) / np.median(base))
-        boots = []
-        for _ in range(200):
-            idx = rng.integers(0, len(t), len(t))
-            boots.append(np.median(t[idx]) / np.median(base[idx]))
-        rec["ratio_ci95"] = [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))]
+        rec["ratio_ci95"] = list(ratio_interval(t, base))
         out.append(rec)
     return out
+
+
+def ratio_interval(times, base, confidence: float = 0.95, resamples: int = 9999) -> tuple[float, float]:
+    """Interval of median(times) / median(base) over paired rounds: scipy's BCa bootstrap, paired
+    (a round's two timings are resampled together, as they were taken side by side)."""
+    from scipy import stats
+
+    t, b = np.asarray(times, float), np.asarray(base, float)
+    if len(t) < 3 or t is b or np.array_equal(t, b):
+        r = float(np.median(t) / np.median(b))
+        return (r, r)
+    res = stats.bootstrap((t, b), lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
+                          paired=True, vectorized=True, confidence_level=confidence, n_resamples=resamples,
+                          method="BCa", random_state=0)
+    lo, hi = res.confidence_interval
+    if not (np.isfinite(lo) and np.isfinite(hi)):   # BCa can fail on ties; fall back to percentiles
+        res = stats.bootstrap((t, b), lambda x, y, axis=-1: np.median(x, axis=axis) / np.median(y, axis=axis),
+                              paired=True, vectorized=True, confidence_level=confidence, n_resamples=resamples,
+                              method="percentile", random_state=0)
+        lo, hi = res.confidence_interval
+    return (float(lo), float(hi))
