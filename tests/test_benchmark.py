@@ -143,7 +143,7 @@ def test_cli_bench_and_profile_on_a_foreign_file(tmp_path, root):
     assert r.returncode == 0, r.stderr
     assert "median" in r.stdout and "ratio" in r.stdout
     out = tmp_path / "prof.json"
-    r = subprocess.run([sys.executable, "-m", "lpirc", "profile", str(path), "--runs", "10", "--json", str(out)],
+    r = subprocess.run([sys.executable, "-m", "lpirc", "per-layer", str(path), "--runs", "10", "--json", str(out)],
                        capture_output=True, text=True, cwd=root, timeout=120)
     assert r.returncode == 0, r.stderr
     prof = json.loads(out.read_text())

@@ -15,7 +15,8 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGES = ["book/index.html", "book/executed/10_quantization.html", "book/executed/90_summary.html"]
+PAGES = ["book/index.html"] + [f"book/executed/{n}.html" for n in (
+    "10_quantization", "20_factorization", "30_distillation", "40_open_images", "50_benchmark", "90_summary")]
 
 
 def chromium(*args, timeout=60):
@@ -78,6 +79,9 @@ def check_page(html_root: Path, rel: str, tmp_path: Path) -> None:
     assert page.exists(), rel
     text = page.read_text()
     assert "Traceback (most recent call last)" not in text, f"a Python traceback on {rel}"
+    prose = re.sub(r"<pre.*?</pre>", "", text, flags=re.S)          # code cells may hold any text
+    for raw in ("```{", "{cite}", ":::{"):
+        assert raw not in prose, f"a MyST directive or role left as raw text ({raw}) on {rel}"
     result = probe(page, tmp_path)
     assert result["images"] or "index" in rel, f"no images on {rel}"
     for src, width in result["images"]:

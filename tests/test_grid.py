@@ -10,6 +10,7 @@ import cloudpickle
 import pandas as pd
 import pytest
 
+from conftest import FAKE_CPU
 from lpirc import grid
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers need not import this test file
@@ -115,7 +116,7 @@ def test_smoke_distillation_step_on_a_separate_dask_cluster(smoke_run, dask_clus
     """The smoke distillation step rerun through --scheduler tcp://... gives the rows it gave locally."""
     project, results, _ = smoke_run
     before = pd.read_csv(results / "distillation" / "tables" / "runs.csv")
-    env = {**os.environ, "LPIRC_ROOT": str(project)}
+    env = {**os.environ, "LPIRC_ROOT": str(project), "LPIRC_TEST_CPU_MODEL": FAKE_CPU}
     env.pop("LPIRC_RESULTS_DIR", None)
     r = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "distillation",
                         "--force", "distillation", "--scheduler", dask_cluster_on_loopback], cwd=project, env=env,

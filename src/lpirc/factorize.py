@@ -4,7 +4,7 @@ A pointwise convolution with kernel W (N inputs x M outputs) computes y = x W. I
 W ~ U_r S_r V_r^T becomes two 1x1 convolutions, N -> r (kernel U_r sqrt(S_r)) and r -> M (kernel
 sqrt(S_r) V_r^T); batch norm and activation stay after the pair. Per pixel the pair costs
 r (N + M) multiply-accumulates instead of N M, so it is cheaper only when r < N M / (N + M) — for a
-square layer, below half the rank (the seed's rule).
+square layer, below half the rank (the entry's rule).
 
 The entry fine-tuned after factorizing each layer with every other parameter frozen
 {cite}`hyperconnect2018lpirc`; ``finetune_layerwise`` does exactly that, one layer at a time.

@@ -5,7 +5,7 @@ point is a *pure task*: a module-level function called with keyword arguments th
 and parameters; it writes files only into its own folder and returns one row (a dict). Nothing is
 shared through globals, so the same task runs
 
-- ``serial``: one after the other in this process (plain Python, no Dask);
+- ``serial``: one after the other in one worker process (no Dask), set up like a Dask worker;
 - ``local`` (default): on a Dask ``LocalCluster`` sized to the machine, one single-threaded worker
   process per core, TensorFlow's thread pools set to one thread to match;
 - ``tcp://HOST:8786``: on an existing Dask cluster (``dask scheduler`` + ``dask worker``, dask-jobqueue
@@ -24,9 +24,9 @@ import traceback
 from pathlib import Path
 from typing import Callable
 
-# Threads per task for TensorFlow's intra- and inter-op pools. One everywhere (serial included, where
-# it is applied in a subprocess-free way only if TensorFlow has not started yet): the tasks of a grid
-# are the parallelism, and a fixed count keeps float summation order, hence results, the same.
+# Threads per task for TensorFlow's intra- and inter-op pools. One everywhere, serial included: the
+# tasks of a grid are the parallelism, and a fixed count keeps float summation order, hence results,
+# the same (measured: the same task trained with 2 threads and with 1 gives different weights).
 TASK_THREADS = 1
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": str(TASK_THREADS),
               "TF_NUM_INTEROP_THREADS": str(TASK_THREADS), "TF_USE_LEGACY_KERAS": "1",
@@ -71,15 +71,36 @@ def _call(task: Callable, point: dict) -> dict:
     return task(**point)
 
 
+def _worker_init() -> None:
+    os.environ.update(WORKER_ENV)
+
+
+def _call_pickled(blob: bytes) -> dict:
+    import cloudpickle
+
+    task, point = cloudpickle.loads(blob)
+    return _call(task, point)
+
+
 def _serial(task, points, label, progress):
+    """One task at a time in one worker process (no Dask), set up exactly like a Dask worker.
+
+    Not in this process: TensorFlow here may already run with another thread count, and a different
+    thread count changes float summation order, hence trained weights."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import cloudpickle
     from tqdm.auto import tqdm
 
     rows, failures = [None] * len(points), []
-    for i, point in enumerate(tqdm(points, desc=label, unit="task", disable=not progress)):
-        try:
-            rows[i] = _call(task, point)
-        except Exception:                       # noqa: BLE001 — reported with its grid point below
-            failures.append((point, traceback.format_exc()))
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init) as pool:
+        for i, point in enumerate(tqdm(points, desc=label, unit="task", disable=not progress)):
+            try:
+                rows[i] = pool.submit(_call_pickled, cloudpickle.dumps((task, point))).result()
+            except Exception as exc:            # noqa: BLE001 — reported with its grid point below
+                failures.append((point, "".join(traceback.format_exception(exc))))
     return rows, failures
 
 

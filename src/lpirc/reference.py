@@ -10,17 +10,17 @@ def mobilenet_v1_published() -> pd.DataFrame:
     return pd.read_csv(project_root() / "reference" / "mobilenet_v1_published.csv")
 
 
-def seed_figures() -> pd.DataFrame:
-    return pd.read_csv(project_root() / "reference" / "seed_figures.csv")
+def entry_figures() -> pd.DataFrame:
+    return pd.read_csv(project_root() / "reference" / "entry_figures.csv")
 
 
-def seed_entry() -> dict:
-    """The entry's own two figures (reference/seed_figures.csv): {"unfactorized": {"top1", "latency_ms"},
+def entry() -> dict:
+    """The entry's own two figures (reference/entry_figures.csv): {"unfactorized": {"top1", "latency_ms"},
     "factorized": {...}} — quantized MobileNet v1 @160 before and after factorizing nine 1x1 layers."""
-    rows = seed_figures()
-    rows = rows[rows.label.str.startswith("seed:")]
+    rows = entry_figures()
+    rows = rows[rows.label.str.startswith("the entry:")]
     if len(rows) != 2:
-        raise ValueError("reference/seed_figures.csv must hold exactly two 'seed:' rows (before, after)")
+        raise ValueError("reference/entry_figures.csv must hold exactly two 'the entry:' rows (before, after)")
     before, after = (rows.iloc[i] for i in (0, 1))
     return {"unfactorized": {"top1": float(before.top1), "latency_ms": float(before.latency_ms)},
             "factorized": {"top1": float(after.top1), "latency_ms": float(after.latency_ms)}}
@@ -38,5 +38,5 @@ def challenge_score(top1: float, latency_ms: float, budget_ms: float = 30.0) -> 
     """LPIRC 2018 track 1: acc / max(30 x T, runtime) with runtime = T x per-image latency.
 
     Per image this is acc / max(30, latency_ms); scaled by 30 so a model at or under 30 ms scores
-    its accuracy in percent (the seed's 67.3% at 43 ms -> 47.0)."""
+    its accuracy in percent (the entry's 67.3% at 43 ms -> 47.0)."""
     return top1 * budget_ms / max(budget_ms, latency_ms)

@@ -40,7 +40,9 @@ def table(frame, caption: str, name: str, digits: int = 2, formats: dict | None 
 
     if len(frame) == 0:
         raise ValueError(f"table {name!r} is empty: the results it is built from are missing")
-    md = f"```{{table}} {caption}\n:name: {name}\n\n{markdown_table(frame, digits, formats)}\n```"
+    # A colon fence: CommonMark forbids a backtick (a {cite} role) in a backtick fence's opening line,
+    # and such a table would render as raw text without any warning.
+    md = f":::{{table}} {caption}\n:name: {name}\n\n{markdown_table(frame, digits, formats)}\n:::"
     display(Markdown(md))
 
 

@@ -51,7 +51,10 @@ def provenance_markdown(run: dict) -> str:
     ]
     for step, rec in run.get("steps", {}).items():
         budget = rec.get("budget_s")
-        lines.append(f"| {step} | {_fmt_s(rec.get('wall_s', 0))} ({rec.get('status')}) | "
+        state = rec.get("status")
+        if state == "ok" and budget and rec.get("wall_s", 0) > budget:
+            state = "over budget"
+        lines.append(f"| {step} | {_fmt_s(rec.get('wall_s', 0))} ({state}) | "
                      f"{_fmt_s(budget) if budget else '-'} |")
     return "\n".join(lines) + "\n"
 

@@ -95,6 +95,9 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_profile(args) -> int:
+    if args.command == "profile":
+        print("lpirc: 'lpirc profile' is deprecated and will be removed in the next release; use "
+              "'lpirc per-layer' (\"profile\" names a parameter set here)", file=sys.stderr)
     from lpirc import profiler, runinfo
 
     model = Path(args.model)
@@ -198,13 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--benchmark-binary", help="TFLite benchmark_model binary for the phone")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("profile", help="per-operator latency of a .tflite (or a pipeline .keras model)")
-    p.add_argument("model")
-    p.add_argument("--runs", type=int, default=50)
-    p.add_argument("--no-prefix", action="store_true", help="skip prefix differencing (quadratic cost)")
-    p.add_argument("--work-dir", help="where to write the int8 file converted from a .keras model")
-    p.add_argument("--json")
-    p.set_defaults(func=_cmd_profile)
+    for name, text in (("per-layer", "per-layer latency of a .tflite (or a pipeline .keras model)"),
+                       ("profile", "deprecated alias of per-layer")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("model")
+        p.add_argument("--runs", type=int, default=50)
+        p.add_argument("--no-prefix", action="store_true", help="skip prefix differencing (quadratic cost)")
+        p.add_argument("--work-dir", help="where to write the int8 file converted from a .keras model")
+        p.add_argument("--json")
+        p.set_defaults(func=_cmd_profile)
 
     p = sub.add_parser("data", help="dataset manifests")
     dsub = p.add_subparsers(dest="data_cmd", required=True)
