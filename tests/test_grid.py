@@ -62,18 +62,19 @@ def tiny_sweep(inputs, out: Path, scheduler: str) -> pd.DataFrame:
 
     folder, logits = inputs
     rows = distill.sweep(out, folder / "data", folder / "student.keras", {"t": logits}, alphas=[0.0, 0.5],
-                         seeds=[0, 1], temperature=4.0, epochs=2, batch_size=64, learning_rate=0.01,
+                         seeds=[1], temperature=4.0, epochs=1, batch_size=64, learning_rate=0.01,
                          representative_size=8, scheduler=scheduler)
     return rows.drop(columns=["train_time_s", "model"])
 
 
 def test_distillation_sweep_identical_serially_and_on_a_local_cluster(tiny_distillation_inputs, tmp_path):
     serial = tiny_sweep(tiny_distillation_inputs, tmp_path / "serial", "serial")
-    assert len(serial) == 4 and set(serial.teacher) == {"none", "t"}
-    assert serial.weights_sha256.nunique() == 4          # different seeds and alphas train different models
+    assert len(serial) == 2 and set(serial.teacher) == {"none", "t"}
+    assert serial.weights_sha256.nunique() == 2          # different alphas train different models
     local = tiny_sweep(tiny_distillation_inputs, tmp_path / "local", "local")
     pd.testing.assert_frame_equal(serial, local)
     assert (tmp_path / "local" / "a0.5_t_s1" / "int8.tflite").exists()
+    assert (tmp_path / "local" / "a0_none_s1" / "student.keras").exists()
 
 
 def free_port() -> int:
