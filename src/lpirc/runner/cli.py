@@ -25,9 +25,14 @@ def _cmd_status(args) -> int:
     if args.explain:
         from lpirc.paths import project_root
         from lpirc.runner.cache import explain
-        print(f"{'module':28s} {'imported by (steps)':40s} a change makes stale")
+        from lpirc.runner.steps import STEPS
+
+        def names(steps):
+            return "all steps" if len(steps) == len(STEPS) else ", ".join(steps) or "none"
+
+        print("module: steps whose notebooks import it -> steps a change to it makes stale")
         for module, direct, stale in explain(project_root()):
-            print(f"{module:28s} {', '.join(direct) or '-':40s} {', '.join(stale) or 'nothing'}")
+            print(f"{module:26s} {names(direct)} -> {names(stale)}")
         return 0
     for name, state, why in execute.status(args.profile):
         print(f"{name:14s} {state:8s} {why}")
