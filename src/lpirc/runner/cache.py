@@ -20,10 +20,10 @@ import ast
 import hashlib
 import json
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 from lpirc.results import read_json
+from lpirc.runinfo import package_versions
 from lpirc.runner.steps import STEPS, Step, downstream
 
 KEY_PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert")
@@ -105,13 +105,7 @@ def declared_files(root: Path, step: Step) -> dict[str, str]:
 
 @lru_cache(maxsize=None)
 def key_package_versions() -> dict[str, str | None]:
-    out = {}
-    for name in KEY_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return package_versions(KEY_PACKAGES)
 
 
 def folder_listing_digest(path: Path) -> str:
