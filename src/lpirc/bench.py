@@ -1,8 +1,9 @@
 """Single-thread latency of TFLite models with LiteRT, and A/B ratios measured interleaved.
 
-The machines this runs on are shared and noisy: absolute times drift by up to 15% while ratios of
-models timed in alternation within one process hold within about 1% (DESIGN.md). So every
-comparison here interleaves the models run by run and reports medians and the ratio of medians.
+The machines this runs on are shared and noisy: absolute times drift while ratios of models timed in
+alternation within one process stay stable (book page "How the measurements are made",
+book/method.md). So every comparison here interleaves the models run by run and reports medians and
+the ratio of medians.
 """
 from __future__ import annotations
 

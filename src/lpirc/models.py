@@ -1,7 +1,7 @@
 """Model builders (MobileNet v1 student and teachers), the training recipe, and MAC counting.
 
 Everything uses Keras 2 through ``tf_keras``: tensorflow-model-optimization's QAT rejects Keras 3
-models (see DESIGN.md). Layer names follow ``keras.applications.MobileNet`` (conv1, conv_dw_N,
+models (book/method.md, "One Keras"). Layer names follow ``keras.applications.MobileNet`` (conv1, conv_dw_N,
 conv_pw_N, ..._bn, ..._relu) so later chapters can address layers by name.
 
 Every model takes images mapped to [-1, 1] (``lpirc.data.to_model_input``) and returns logits.

@@ -2,7 +2,7 @@
 
 The quantized model of record is full-integer int8 (TFLITE_BUILTINS_INT8, int8 input and output,
 calibrated on a representative sample of the train split): on CPUs with XNNPACK it is the fast path,
-while dynamic-range models run about as fast as float (DESIGN.md).
+while dynamic-range models run about as fast as float (book/method.md, "Which quantized model counts").
 """
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def quiet_tensorflow() -> None:
         import tensorflow as tf  # noqa: F401
         import tf_keras  # noqa: F401
         tf.get_logger().setLevel("ERROR")
-    # Emitted on every int8 conversion; harmless (DESIGN.md).
+    # Emitted on every int8 conversion; harmless (book/method.md, "Log lines").
     warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     import absl.logging
