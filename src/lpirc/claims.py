@@ -25,12 +25,25 @@ REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inco
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE)
 ALPHA = 0.05
 
-# Criteria, fixed before the run (the book prints them above the results).
-QUANT_MARGIN_POINTS = 0.7        # Google's published int8 cost for MobileNet v1 1.0 @160 (68.0 -> 67.3)
-QUANT_MAX_LATENCY_RATIO = 0.6    # "much faster": published Pixel 2 int8/float is 0.435; 0.6 leaves room for hosts
-ENTRY_FACTORIZED_RATIO = 36 / 43 # the entry's Pixel 2 latency ratio, nine factorized layers
-ENTRY_RELATIVE_LOSS = 1 - 63.59 / 67.3   # the entry's relative top-1 loss after fine-tuning (5.5%)
+# Criteria, fixed before the run (the book prints them above the results). The entry's own figures
+# and Google's published ones are read from reference/*.csv (see thresholds()); these two are choices.
+QUANT_MAX_LATENCY_RATIO = 0.6    # "much faster": the published Pixel 2 int8/float ratio, with room for hosts
 SEED_MARGIN_POINTS = 1.0         # equivalence margin for seed-based accuracy comparisons
+
+
+def thresholds() -> dict:
+    """The published figures the criteria use, from reference/entry_figures.csv and
+    reference/mobilenet_v1_published.csv (MobileNet v1 1.0 @160, the entry's architecture)."""
+    from lpirc import reference
+
+    e = reference.entry()
+    pub = reference.published_row(1.0, 160)
+    before, after = e["unfactorized"], e["factorized"]
+    return {"before": before, "after": after,
+            "factorized_ratio": after["latency_ms"] / before["latency_ms"],
+            "relative_loss": 1 - after["top1"] / before["top1"],
+            "quant_margin_points": float(pub.float_top1 - pub.quant_top1),
+            "published_int8_ratio": float(pub.pixel2_quant_ms / pub.pixel2_float_ms)}
 
 
 @dataclasses.dataclass
@@ -83,8 +96,7 @@ def paired_tost(a, b, margin: float) -> dict:
                 "p_difference": float("nan"), "n": n, "sd": 0.0}
     p_eq = float(ttost_paired(a, b, -margin, margin)[0])
     p_diff = float(stats.ttest_rel(a, b).pvalue)
-    half = stats.t.ppf(0.95, n - 1) * d.std(ddof=1) / math.sqrt(n)
-    return {"diff": float(d.mean()), "ci90": (float(d.mean() - half), float(d.mean() + half)),
+    return {"diff": float(d.mean()), "ci90": t_interval(d, 0.90),
             "p_equivalence": p_eq, "p_difference": p_diff, "n": n, "sd": float(d.std(ddof=1))}
 
 
@@ -110,6 +122,17 @@ def min_detectable_difference(sd: float, n: int, power: float = 0.8, alpha: floa
     return float(effect * sd)
 
 
+def t_interval(d, confidence: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean of paired differences (NaN with fewer than two)."""
+    from scipy import stats
+
+    d = np.asarray(d, float)
+    if len(d) < 2:
+        return (math.nan, math.nan)
+    half = stats.t.ppf(0.5 + confidence / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return (float(d.mean() - half), float(d.mean() + half))
+
+
 def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return (math.nan, math.nan)
@@ -123,9 +146,11 @@ def wilson(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
 # --------------------------------------------------------------------------------------------------
 # the claims
 def quantization(float_correct, int8_correct, latency_ratio: float, latency_ci: tuple[float, float],
-                 margin_points: float = QUANT_MARGIN_POINTS, max_ratio: float = QUANT_MAX_LATENCY_RATIO) -> Claim:
+                 margin_points: float | None = None, max_ratio: float = QUANT_MAX_LATENCY_RATIO) -> Claim:
     """int8 is much faster without a significant accuracy loss: per-image paired TOST of top-1 (int8 vs
     float, margin in points) and the latency ratio's interval against ``max_ratio``."""
+    if margin_points is None:
+        margin_points = thresholds()["quant_margin_points"]
     f, q = np.asarray(float_correct, float), np.asarray(int8_correct, float)
     t = paired_tost(q * 100, f * 100, margin_points)
     speed = interval_verdict(latency_ci[0], latency_ci[1], max_ratio, claim_below=True)
@@ -153,24 +178,30 @@ def combine(*verdicts: str) -> str:
 
 
 def factorization_latency(ratio: float, ratio_ci: tuple[float, float], config: str,
-                          entry_ratio: float = ENTRY_FACTORIZED_RATIO) -> Claim:
+                          entry_ratio: float | None = None) -> Claim:
+    t = thresholds()
+    entry_ratio = t["factorized_ratio"] if entry_ratio is None else entry_ratio
     verdict = interval_verdict(ratio_ci[0], ratio_ci[1], entry_ratio, claim_below=True)
-    return Claim("factorization_latency", "factorizing nine 1x1 layers cuts latency (43 -> 36 ms)",
+    return Claim("factorization_latency", f"factorizing nine 1x1 layers cuts latency ({t['before']['latency_ms']:g} "
+                 f"-> {t['after']['latency_ms']:g} ms)",
                  f"latency ratio of {config} to the unfactorized int8 architecture at or below the entry's "
                  f"{entry_ratio:.3f} (95% interval wholly below)", "ratio of medians, interleaved timing, bootstrap interval",
                  ratio, tuple(ratio_ci), "x unfactorized", verdict)
 
 
 def factorization_accuracy(base_top1: float, factorized_top1: float, n_images: int,
-                           max_relative_loss: float = ENTRY_RELATIVE_LOSS) -> Claim:
+                           max_relative_loss: float | None = None) -> Claim:
     """Relative top-1 loss after per-layer fine-tuning against the entry's; delta-method interval."""
+    t = thresholds()
+    max_relative_loss = t["relative_loss"] if max_relative_loss is None else max_relative_loss
     loss = (base_top1 - factorized_top1) / base_top1
     var = (factorized_top1 * (1 - factorized_top1) + base_top1 * (1 - base_top1)) / max(n_images, 1)
     se = math.sqrt(var) / base_top1
     ci = (loss - 1.96 * se, loss + 1.96 * se)
     verdict = interval_verdict(ci[0], ci[1], max_relative_loss, claim_below=True)
     return Claim("factorization_accuracy", "per-layer fine-tuning keeps the factorized model close "
-                 "(67.3% -> 63.59% top-1, a 5.5% relative loss)",
+                 f"({t['before']['top1']:g}% -> {t['after']['top1']:g}% top-1, a {100 * t['relative_loss']:.1f}% "
+                 "relative loss)",
                  f"relative top-1 loss after fine-tuning at most {100 * max_relative_loss:.1f}% (95% interval wholly below)",
                  "difference of two proportions (normal approximation, unpaired: conservative)",
                  100 * loss, (100 * ci[0], 100 * ci[1]), "% relative loss", verdict)
@@ -213,8 +244,7 @@ def lighter_teacher(light, heavy, light_name: str, heavy_name: str, margin_point
     if n >= 2 and d.std(ddof=1) > 0:
         p_noninf = float(stats.ttest_1samp(d, -margin_points, alternative="greater").pvalue)
         p_worse = float(stats.ttest_1samp(d, -margin_points, alternative="less").pvalue)
-        half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / math.sqrt(n)
-        ci = (float(d.mean() - half), float(d.mean() + half))
+        ci = t_interval(d)
         mdd = min_detectable_difference(float(d.std(ddof=1)), n)
     else:
         p_noninf = p_worse = float("nan")
@@ -249,14 +279,7 @@ def pretraining_helps(splits: dict[str, tuple], control: str) -> Claim:
     verdict = (REPRODUCED if names and all(p < ALPHA for p in pg) else
                NOT_REPRODUCED if any(p < ALPHA for p in pl) else INCONCLUSIVE)
     primary = names[0] if names else "-"
-    a, b = (np.asarray(v, float) * 100 for v in splits[primary]) if names else (np.zeros(0), np.zeros(0))
-    d = a - b
-    if len(d) >= 2:
-        from scipy import stats as st
-        half = st.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
-        ci = (float(d.mean() - half), float(d.mean() + half))
-    else:
-        ci = (math.nan, math.nan)
+    ci = t_interval(np.subtract(*(np.asarray(v, float) * 100 for v in splits[primary]))) if names else (math.nan,) * 2
     return Claim("pretraining", "pretraining on teacher-labelled extra images helps (the entry paused it)",
                  f"the largest pool arm beats {control} on every split (one-sided paired t-tests by seed, "
                  f"Holm-corrected, p < {ALPHA})", "one-sided paired t-tests, Holm correction",
@@ -291,39 +314,45 @@ def stacked_beats(stacked: dict, baseline: dict) -> Claim:
 
 # --------------------------------------------------------------------------------------------------
 # what a chapter shows: the claim and criterion before its results, the verdict after them
-STATEMENTS = {
-    "quantization": ("8-bit quantization makes the model much faster without a significant accuracy loss.",
-                     f"int8 top-1 equivalent to float32 within ±{QUANT_MARGIN_POINTS:g} points (Google's published "
-                     f"int8 cost for MobileNet v1 1.0 @160), by a paired TOST over validation images; and the "
-                     f"challenge architecture's int8 latency at most {QUANT_MAX_LATENCY_RATIO:g}x its float32 "
-                     f"latency, the whole 95% interval below (published Pixel 2 ratio: 0.435; 0.6 leaves room "
-                     f"for a host CPU's different kernels)."),
-    "factorization_latency": ("Factorizing nine 1x1 convolutions cut the quantized model from 43 to 36 ms.",
-                              f"the nine-layer configuration at the smallest rank fraction of the profile runs at or "
-                              f"below the entry's ratio {ENTRY_FACTORIZED_RATIO:.3f} (36/43), the whole 95% interval below."),
-    "factorization_accuracy": ("Per-layer fine-tuning keeps the factorized model close: 67.3% -> 63.59% top-1.",
-                               f"the student's relative int8 top-1 loss after per-layer fine-tuning, at the deepest "
-                               f"and smallest-rank configuration, is at most the entry's "
-                               f"{100 * ENTRY_RELATIVE_LOSS:.1f}%, the whole 95% interval below."),
-    "mixing_ratio": ("Several mixing ratios of the two losses gave no significant differences.",
-                     f"every α > 0 equivalent to plain training (α = 0, the reference fixed in advance) within "
-                     f"±{SEED_MARGIN_POINTS:g} point of validation top-1: paired TOST by seed, Holm-corrected; "
-                     f"a Holm-corrected paired t-test showing a difference means not reproduced."),
-    "lighter_teacher": ("Lighter teachers than the largest gave better results, sooner.",
-                        f"at a fixed α, students of the teacher with fewer MACs are no worse than those of the "
-                        f"heavier teacher by more than {SEED_MARGIN_POINTS:g} point (one-sided paired t-test by seed)."),
-    "pretraining": ("Pretraining on teacher-labelled Open Images should help (the entry paused it for lack of time).",
-                    "the largest pool arm beats the same-steps control (distillation trained as many extra steps "
-                    "on the labelled split) on validation and holdout: one-sided paired t-tests by seed, "
-                    "Holm-corrected."),
-    "stacked_score": ("Combining the techniques gives the best challenge score.",
-                      "the stacked model's score interval (accuracy: Wilson 95%; latency: projected Pixel 2 by ratio "
-                      "transfer from the published latency) lies wholly above the int8 baseline's."),
-}
+def statements() -> dict[str, tuple[str, str]]:
+    """(the entry's claim, the criterion) per claim id, with the published figures filled in."""
+    t = thresholds()
+    return {
+        "quantization": ("8-bit quantization makes the model much faster without a significant accuracy loss.",
+                         f"int8 top-1 equivalent to float32 within ±{t['quant_margin_points']:.1f} points (Google's published "
+                         f"int8 cost for MobileNet v1 1.0 @160), by a paired TOST over validation images; and the "
+                         f"challenge architecture's int8 latency at most {QUANT_MAX_LATENCY_RATIO:g}x its float32 "
+                         f"latency, the whole 95% interval below (published Pixel 2 ratio: "
+                         f"{t['published_int8_ratio']:.3f}; {QUANT_MAX_LATENCY_RATIO:g} leaves room "
+                         f"for a host CPU's different kernels)."),
+        "factorization_latency": (f"Factorizing nine 1x1 convolutions cut the quantized model from {t['before']['latency_ms']:g} to "
+                                  f"{t['after']['latency_ms']:g} ms.",
+                                  f"the nine-layer configuration at the smallest rank fraction of the profile runs at or "
+                                  f"below the entry's ratio {t['factorized_ratio']:.3f}, the whole 95% interval below."),
+        "factorization_accuracy": (f"Per-layer fine-tuning keeps the factorized model close: {t['before']['top1']:g}% -> "
+                                   f"{t['after']['top1']:g}% top-1.",
+                                   f"the student's relative int8 top-1 loss after per-layer fine-tuning, at the deepest "
+                                   f"and smallest-rank configuration, is at most the entry's "
+                                   f"{100 * t['relative_loss']:.1f}%, the whole 95% interval below."),
+        "mixing_ratio": ("Several mixing ratios of the two losses gave no significant differences.",
+                         f"every α > 0 equivalent to plain training (α = 0, the reference fixed in advance) within "
+                         f"±{SEED_MARGIN_POINTS:g} point of validation top-1: paired TOST by seed, Holm-corrected; "
+                         f"a Holm-corrected paired t-test showing a difference means not reproduced."),
+        "lighter_teacher": ("Lighter teachers than the largest gave better results, sooner.",
+                            f"at a fixed α, students of the teacher with fewer MACs are no worse than those of the "
+                            f"heavier teacher by more than {SEED_MARGIN_POINTS:g} point (one-sided paired t-test by seed)."),
+        "pretraining": ("Pretraining on teacher-labelled Open Images should help (the entry paused it for lack of time).",
+                        "the largest pool arm beats the same-steps control (distillation trained as many extra steps "
+                        "on the labelled split) on validation and holdout: one-sided paired t-tests by seed, "
+                        "Holm-corrected."),
+        "stacked_score": ("Combining the techniques gives the best challenge score.",
+                          "the stacked model's score interval (accuracy: Wilson 95%; latency: projected Pixel 2 by ratio "
+                          "transfer from the published latency) lies wholly above the int8 baseline's."),
+    }
 
 
 def statement(claim_id: str) -> str:
-    claim, criterion = STATEMENTS[claim_id]
+    claim, criterion = statements()[claim_id]
     return f"**The entry's claim.** {claim}\n\n**Criterion, fixed before the run.** {criterion}"
 
 
@@ -351,3 +380,13 @@ def verdict_markdown(claim: Claim) -> str:
     if claim.min_detectable is not None:
         parts.append(f"Smallest difference this run could detect at 80% power: {_num(claim.min_detectable)} points.")
     return " ".join(parts)
+
+
+def record(found: list[Claim], path) -> None:
+    """Write a chapter's claims to ``path`` (claims.json) and show each verdict on the page."""
+    from lpirc.report import say
+    from lpirc.results import write_json
+
+    write_json(path, [c.as_dict() for c in found])
+    say("\n\n".join((f"*{c.id.replace('_', ' ')}:* " if len(found) > 1 else "") + verdict_markdown(c)
+                      for c in found))

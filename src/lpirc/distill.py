@@ -66,21 +66,28 @@ def cache_key(teacher_path: Path, images: np.ndarray) -> str:
     return h.hexdigest()[:24]
 
 
-def teacher_logits(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> tuple[np.ndarray, bool]:
-    """(logits, cache_hit). Keyed by the teacher file's bytes and the images' bytes."""
+def teacher_logits_file(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> tuple[Path, bool]:
+    """(cache file of the logits, cache_hit), computing and writing them on a miss. Keyed by the
+    teacher file's bytes and the images' bytes. Grid tasks take the file, not the array."""
     from lpirc.models import load_model, predict_logits
     from lpirc.results import atomic_path
 
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{Path(teacher_path).stem}-{cache_key(teacher_path, images)}.npy"
     if path.exists():
-        return np.load(path), True
+        return path, True
     logits = predict_logits(load_model(teacher_path), images).astype(np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, logits)
-    return logits, False
+    return path, False
+
+
+def teacher_logits(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> tuple[np.ndarray, bool]:
+    """(logits, cache_hit); see :func:`teacher_logits_file`."""
+    path, hit = teacher_logits_file(teacher_path, images, cache_dir)
+    return np.load(path), hit
 
 
 # --------------------------------------------------------------------------------------------------
@@ -130,23 +137,37 @@ def train_point(*, out_dir: str, data_dir: str, student_path: str, logits_path: 
     the mixed loss, evaluate it as float and int8, write ``out_dir``/{student.keras, int8.tflite}.
 
     Inputs are files and numbers only, so the task runs the same in any process (lpirc.grid)."""
-    from lpirc import data, evaluate, models, quantize
+    from lpirc import data
 
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
     logits = np.load(logits_path) if logits_path else None
-    models.set_seed(seed)
-    model = keras.models.clone_model(models.load_model(student_path))
+    model = fresh_student(student_path, seed)
     fit = train_student(model, x_train, y_train, logits, alpha=alpha, temperature=temperature, epochs=epochs,
                         batch_size=batch_size, learning_rate=learning_rate, verbose=0)
-    out = Path(out_dir)
+    row = finish_student(model, Path(out_dir), x_train, splits, len(classes), seed, representative_size)
+    return {"alpha": float(alpha), "teacher": teacher, "seed": int(seed), **row, "train_time_s": fit["train_time_s"]}
+
+
+def fresh_student(student_path, seed: int):
+    """The architecture of ``student_path`` with a fresh initialisation drawn from ``seed``."""
+    from lpirc import models
+
+    models.set_seed(seed)
+    return keras.models.clone_model(models.load_model(student_path))
+
+
+def finish_student(model, out: Path, x_train, splits: dict, num_classes: int, seed: int,
+                   representative_size: int) -> dict:
+    """What every grid task ends with: float and int8 top-1 on ``splits``, the model and its int8 file
+    saved in ``out``, and a digest of the weights (equal digests: bit-identical models)."""
+    from lpirc import evaluate, models, quantize
+
     out.mkdir(parents=True, exist_ok=True)
     rep = quantize.representative_dataset(x_train, representative_size, seed)
-    row = evaluate.float_and_int8_top1(model, out / "int8.tflite", rep, splits, len(classes))
+    row = evaluate.float_and_int8_top1(model, out / "int8.tflite", rep, splits, num_classes)
     models.save_model(model, out / "student.keras")
-    return {"alpha": float(alpha), "teacher": teacher, "seed": int(seed), **row,
-            "weights_sha256": models.weights_digest(model)[:16], "train_time_s": fit["train_time_s"],
-            "model": str(out / "student.keras")}
+    return {**row, "weights_sha256": models.weights_digest(model)[:16], "model": str(out / "student.keras")}
 
 
 def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[str, Path], *, alphas, seeds,
@@ -167,9 +188,3 @@ def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[
               for a, t in cells for s in seeds]
     return pd.DataFrame(run_grid(train_point, points, label="distillation", scheduler=scheduler, report=report))
 
-
-def teacher_logits_file(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> tuple[Path, bool]:
-    """Like :func:`teacher_logits`, but returns the cache file (what a grid task takes)."""
-    logits, hit = teacher_logits(teacher_path, images, cache_dir)
-    path = Path(cache_dir) / f"{Path(teacher_path).stem}-{cache_key(teacher_path, images)}.npy"
-    return path, hit

@@ -51,7 +51,14 @@ def describe(point: dict) -> str:
 
 
 def scheduler_from_env(scheduler: str | None = None) -> str:
-    return scheduler or os.environ.get("LPIRC_SCHEDULER") or "local"
+    return check_scheduler(scheduler or os.environ.get("LPIRC_SCHEDULER") or "local")
+
+
+def check_scheduler(scheduler: str) -> str:
+    """'serial', 'local' or a Dask address; anything else is refused with what to write instead."""
+    if scheduler in ("serial", "local") or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+        return scheduler
+    raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local' or a Dask address like tcp://HOST:8786")
 
 
 def configure_threads(threads: int = TASK_THREADS) -> None:
@@ -62,7 +69,7 @@ def configure_threads(threads: int = TASK_THREADS) -> None:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
     except RuntimeError:
-        pass                                    # already initialised (e.g. the serial case in a kernel)
+        pass                                    # already initialised: a worker running its second task
     tf.config.experimental.enable_op_determinism()
 
 
@@ -117,10 +124,10 @@ def _dask(task, points, label, progress, scheduler, report):
     import logging
 
     from distributed import Client, as_completed, performance_report
+    from tqdm.auto import tqdm
 
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from tqdm.auto import tqdm
+        logging.getLogger(name).setLevel(logging.WARNING)      # their INFO lines would flood the chapter
 
     cluster = _local_cluster() if scheduler == "local" else None
     with Client(cluster if cluster is not None else scheduler) as client:
@@ -158,10 +165,8 @@ def run_grid(task: Callable, points: list[dict], *, label: str = "grid", schedul
         return []
     if scheduler == "serial":
         rows, failures = _serial(task, points, label, progress)
-    elif scheduler == "local" or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-        rows, failures = _dask(task, points, label, progress, scheduler, report)
     else:
-        raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local' or a Dask address like tcp://HOST:8786")
+        rows, failures = _dask(task, points, label, progress, scheduler, report)
     if failures:
         raise GridTaskFailed(label, failures, len(points))
     return rows

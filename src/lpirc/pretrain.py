@@ -37,14 +37,13 @@ def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_log
     """Pretrain (when ``multiplier`` > 0) and fine-tune one student; float and int8 top-1; files in out_dir."""
     import time
 
-    from lpirc import data, distill, evaluate, models, quantize
+    from lpirc import data, distill
 
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
     x_pool, _ = data.load_split(Path(data_dir), "extra")        # its generator labels are never used
     logits_train, logits_pool = np.load(train_logits_path), np.load(pool_logits_path)
-    models.set_seed(seed)
-    model = models.keras.models.clone_model(models.load_model(student_path))
+    model = distill.fresh_student(student_path, seed)
     n_pool = min(len(x_pool), int(round(multiplier * len(x_train))))
     t0 = time.perf_counter()
     if n_pool > 0:
@@ -56,13 +55,8 @@ def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_log
                           temperature=temperature, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate, verbose=0)
     wall = time.perf_counter() - t0
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rep = quantize.representative_dataset(x_train, representative_size, seed)
-    row = evaluate.float_and_int8_top1(model, out / "int8.tflite", rep, splits, len(classes))
-    models.save_model(model, out / "student.keras")
-    return {"arm": arm, "pool_images": n_pool, "finetune_epochs": epochs, "seed": int(seed), **row,
-            "weights_sha256": models.weights_digest(model)[:16], "wall_s": wall, "model": str(out / "student.keras")}
+    row = distill.finish_student(model, Path(out_dir), x_train, splits, len(classes), seed, representative_size)
+    return {"arm": arm, "pool_images": n_pool, "finetune_epochs": epochs, "seed": int(seed), **row, "wall_s": wall}
 
 
 def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_path: Path, pool_logits_path: Path,

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from lpirc import runinfo
+from lpirc.grid import check_scheduler
 from lpirc.paths import project_root, results_dir
 from lpirc.results import read_json, write_json
 from lpirc.runner.cache import key_inputs, key_of, step_status
@@ -202,9 +203,11 @@ def run(profile: str = "default", only: list[str] | None = None, start: str | No
     steps = select_steps(only, start)
     merged, budgets = resolve_parameters(root, profile, overrides)
     results = results_dir(profile, root)
-    scheduler = scheduler or os.environ.get("LPIRC_SCHEDULER") or profile_scheduler(root, profile) or "local"
-    if scheduler not in ("serial", "local") and "://" not in scheduler:
-        raise ParameterError(f"--scheduler {scheduler!r}: use 'serial', 'local' or a Dask address (tcp://HOST:8786)")
+    try:
+        scheduler = check_scheduler(scheduler or os.environ.get("LPIRC_SCHEDULER")
+                                    or profile_scheduler(root, profile) or "local")
+    except ValueError as exc:
+        raise ParameterError(f"--scheduler: {exc}") from None
     with profile_lock(results, profile):
         for action in recover(results):
             _print(f"recovered: {action}")
