@@ -7,7 +7,7 @@ PROFILE ?= default
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: book test run setup test-setup clean
+.PHONY: book test run setup test-setup clean lab
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need Python 3.11, 3.12 or 3.13 on PATH (python3.11 ...), or make PYTHON=..."; exit 1; }
@@ -23,7 +23,15 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	touch $@
 
+$(VENV)/.lab-installed: $(VENV)/.installed requirements-lab.txt
+	$(PY) -m pip install --quiet -r requirements-lab.txt
+	touch $@
+
 setup: $(VENV)/.installed
+
+# Open a chapter by hand: set `profile = "smoke"` in its first cell and run all; it makes what it reads.
+lab: $(VENV)/.lab-installed
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 run: setup
 	$(VENV)/bin/lpirc run --profile $(PROFILE)

@@ -1,8 +1,9 @@
-"""The built book in a real browser: tables have rows, images load, links resolve, no tracebacks.
+"""The built book in a real browser: tables have rows, images load, math renders, links resolve.
 
-Runs headless Chromium (Debian's `chromium`, installed by .ci/run) over the smoke book that
-test_pipeline built, reads the rendered DOM through --dump-dom after the page's scripts ran, and
-saves screenshots to _build/screenshots/ for a person to look at.
+Runs headless Chromium (Debian's `chromium`, installed by `make test`) over the smoke book, with the
+network unavailable (every request goes to a closed local port), at 1280 and 390 px wide. It reads
+the rendered DOM through --dump-dom after the page's scripts ran, and saves screenshots to
+_build/screenshots/ for a person to look at.
 """
 import re
 import shutil
@@ -15,15 +16,17 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-PAGES = ["book/index.html"] + [f"book/executed/{n}.html" for n in (
-    "10_quantization", "20_factorization", "30_distillation", "40_open_images", "50_benchmark", "90_summary")]
+PAGES = [f"book/{n}.html" for n in ("index", "method", "reproduce", "glossary")] + [f"book/executed/{n}.html" for n in (
+    "00_data", "01_baseline", "10_quantization", "20_factorization", "30_distillation", "40_open_images", "50_benchmark",
+    "60_stacked", "90_summary")]
+OFFLINE = "--proxy-server=127.0.0.1:9"        # nothing listens there: any network request fails
 
 
 def chromium(*args, timeout=60):
     profile = tempfile.mkdtemp()
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
-           f"--user-data-dir={profile}", *args]
+           "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic", OFFLINE,
+           "--proxy-bypass-list=<-loopback>", f"--user-data-dir={profile}", *args]
     try:
         return subprocess.run(["timeout", str(timeout), *cmd], capture_output=True, text=True, timeout=timeout + 10)
     finally:
@@ -37,9 +40,16 @@ PROBE = """
 window.addEventListener('load', () => {
   const out = document.createElement('pre'); out.id = 'lpirc-probe';
   const imgs = [...document.querySelectorAll('main img')];
+  const wide = [...document.querySelectorAll('main table')].filter(t => t.id === 'tbl-summary' ||
+      (t.closest('figure, div') && t.closest('figure, div').id === 'tbl-summary'));
+  const box = t => t.closest('.pst-scrollable-table-container') || t.parentElement;
+  const text = [...document.querySelectorAll('main p, main li, main td, main th, main dd')].map(e => e.innerText).join('\\n');
   out.textContent = JSON.stringify({
     images: imgs.map(i => [i.getAttribute('src'), i.naturalWidth]),
     tables: [...document.querySelectorAll('main table')].map(t => t.querySelectorAll('tbody tr').length),
+    math: [document.querySelectorAll('main .math').length, document.querySelectorAll('main .math mjx-container').length],
+    rawtex: /\\\\(?:frac|text|alpha|sum|times)\\b|\\\\\\[/.test(text),
+    summary_overflow: wide.map(t => box(t).scrollWidth - box(t).clientWidth),
   });
   document.body.appendChild(out);
 });
@@ -59,13 +69,13 @@ class Links(HTMLParser):
                 self.hrefs.append(href)
 
 
-def probe(page: Path, tmp_path: Path) -> dict:
+def probe(page: Path, tmp_path: Path, width: int = 1280) -> dict:
     import json
     copy = page.with_name(page.stem + ".probe.html")
     html = page.read_text()
     copy.write_text(html.replace("</body>", PROBE + "</body>"))
     try:
-        r = chromium("--virtual-time-budget=8000", "--dump-dom", copy.as_uri())
+        r = chromium(f"--window-size={width},2400", "--virtual-time-budget=15000", "--dump-dom", copy.as_uri())
     finally:
         copy.unlink()
     m = re.search(r'<pre id="lpirc-probe"[^>]*>(.*?)</pre>', r.stdout, re.S)
@@ -74,18 +84,24 @@ def probe(page: Path, tmp_path: Path) -> dict:
     return json.loads(_html.unescape(m.group(1)))
 
 
-def check_page(html_root: Path, rel: str, tmp_path: Path) -> None:
+def check_page(html_root: Path, rel: str, tmp_path: Path, width: int = 1280) -> None:
     page = html_root / rel
     assert page.exists(), rel
     text = page.read_text()
     assert "Traceback (most recent call last)" not in text, f"a Python traceback on {rel}"
     prose = re.sub(r"<pre.*?</pre>", "", text, flags=re.S)          # code cells may hold any text
-    for raw in ("```{", "{cite}", ":::{"):
+    for raw in ("```{", "{cite}", ":::{", "{term}", "{download}"):
         assert raw not in prose, f"a MyST directive or role left as raw text ({raw}) on {rel}"
-    result = probe(page, tmp_path)
-    assert result["images"] or "index" in rel, f"no images on {rel}"
-    for src, width in result["images"]:
-        assert width > 0, f"image {src} did not load on {rel}"
+    remote = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', text)
+    assert not remote, f"{rel} needs the network to display: {remote}"
+    result = probe(page, tmp_path, width)
+    assert result["images"] or "executed" not in rel or "00_data" in rel, f"no images on {rel}"
+    for src, w in result["images"]:
+        assert w > 0, f"image {src} did not load on {rel} at {width} px"
+    n_math, n_rendered = result["math"]
+    assert n_rendered == n_math and not result["rawtex"], f"raw TeX on {rel} at {width} px (math {n_rendered}/{n_math})"
+    if width >= 1280:
+        assert all(o <= 1 for o in result["summary_overflow"]), f"the summary table scrolls sideways at {width} px"
     if "executed" in rel:
         assert result["tables"] and all(n > 0 for n in result["tables"]), f"empty table on {rel}: {result['tables']}"
     parser = Links()
@@ -103,9 +119,11 @@ def test_book_pages_in_chromium(smoke_book, tmp_path, root):
     shots = root / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     for rel in PAGES:
-        check_page(html_root, rel, tmp_path)
-        chromium("--window-size=1280,2400", f"--screenshot={shots / (Path(rel).stem + '.png')}", (html_root / rel).as_uri())
-        assert (shots / (Path(rel).stem + ".png")).stat().st_size > 10_000
+        for width in (1280, 390):
+            check_page(html_root, rel, tmp_path, width)
+            shot = shots / f"{Path(rel).stem}-{width}.png"
+            chromium(f"--window-size={width},2400", f"--screenshot={shot}", (html_root / rel).as_uri())
+            assert shot.stat().st_size > 10_000
 
 
 def test_browser_check_catches_a_missing_figure_and_an_empty_table(smoke_book, tmp_path):

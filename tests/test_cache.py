@@ -124,7 +124,7 @@ def test_editing_factorize_makes_exactly_its_steps_stale(smoke_run):
         assert set(stale) == {"factorization", "stacked", "benchmark", "summary"}, stale
         assert stale["factorization"] == "code changed: lpirc/factorize.py"
         assert stale["stacked"] == "code changed: lpirc/factorize.py"
-        assert stale["benchmark"] == "upstream stale: factorization"   # stale by what it reads only
+        assert stale["benchmark"] == "upstream stale: factorization, stacked"   # stale by what it reads only
         assert stale["summary"] == "upstream stale: factorization, benchmark, stacked"
     finally:
         module.write_text(saved)

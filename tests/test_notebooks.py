@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -30,3 +31,58 @@ def test_notebook_hygiene(path):
             assert not c.get("outputs") and c.get("execution_count") is None, "no outputs committed"
             src = "".join(c["source"])
             assert "!pip" not in src and "display(Markdown('#" not in src
+
+
+TECHNIQUES = ["10_quantization", "20_factorization", "30_distillation", "40_open_images", "50_benchmark", "60_stacked"]
+
+
+def code_lines(path) -> list[str]:
+    nb = json.loads(path.read_text())
+    return [line for c in nb["cells"] if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()]
+
+
+def test_notebooks_are_parameters_calls_and_tables():
+    """The experiments live in the package: at most 600 lines of notebook code, and no loop statement."""
+    assert sum(len(code_lines(p)) for p in NOTEBOOKS) <= 600
+    for p in NOTEBOOKS:
+        loops = [line for line in code_lines(p) if re.match(r"\s*(for|while)\b.*:\s*(#.*)?$", line)]
+        assert not loops, f"{p.name} has a loop; a grid belongs in a package function: {loops}"
+
+
+@pytest.mark.parametrize("name", TECHNIQUES)
+def test_technique_chapters_teach(name):
+    """A Method section that shows the package's code with a link to its source, a Summary, two exercises."""
+    nb = json.loads((project_root() / "notebooks" / f"{name}.ipynb").read_text())
+    text = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    method = text[text.index("## Method"):]
+    assert "{literalinclude} ../../src/lpirc/" in method and ":pyobject:" in method
+    assert "{download}`src/lpirc/" in method
+    assert "## Summary" in text
+    assert text.count("{exercise}") >= 2 and text.count("{solution}") == text.count("{exercise}")
+    assert text.index("## Method") < text.index("## Summary") < text.index("## Exercises")
+
+
+@pytest.mark.slow
+def test_a_chapter_runs_by_hand(smoke_run):
+    """30_distillation.ipynb executed as a person would (nbclient, no papermill), after setting
+    profile = "smoke" in its first cell: it makes what it reads and writes to results/smoke/by_hand/."""
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    project, results, _ = smoke_run
+    nb = nbformat.read(project / "notebooks" / "30_distillation.ipynb", as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    params.source = params.source.replace('profile = "default"', 'profile = "smoke"')
+    old = {k: os.environ.get(k) for k in ("LPIRC_ROOT", "LPIRC_SCHEDULER")}
+    os.environ.update(LPIRC_ROOT=str(project), LPIRC_SCHEDULER="serial")
+    try:
+        NotebookClient(nb, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": str(project / "notebooks")}}).execute()
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    out = results / "by_hand" / "distillation"
+    assert (out / "claims.json").exists() and (out / "tables" / "runs.csv").exists()
+    assert not (results / "distillation" / "by_hand").exists()

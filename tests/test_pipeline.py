@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from lpirc.paths import project_root
@@ -37,11 +38,13 @@ def test_every_step_wrote_results_and_run_json(smoke_run):
 def test_quantization_results_schema(smoke_run):
     _, results, _ = smoke_run
     m = read_json(results / "quantization" / "metrics.json")
-    assert set(m["variants"]) == {"float32", "dynamic_range", "int8_ptq", "int8_qat"}
-    for v in m["variants"].values():
-        assert (results / "quantization" / v["file"]).exists()
-        assert 0 <= v["val_top1"] <= 1 and v["latency"]["median_ms"] > 0
-    assert (results / "quantization" / "variants.csv").exists()
+    variants = pd.read_csv(results / "quantization" / m["variants_table"]).set_index("key")
+    assert set(variants.index) == {"keras", "qat_keras", "float32", "dynamic_range", "int8_ptq", "int8_qat"}
+    files = variants.dropna(subset=["file"])
+    assert set(files.index) == {"float32", "dynamic_range", "int8_ptq", "int8_qat"}
+    for key, v in files.iterrows():
+        assert (results / "quantization" / v.file).exists()
+        assert 0 <= v.val_top1 <= 1 and v.latency_ms > 0 and v.latency_ci_low <= v.latency_ms <= v.latency_ci_high
 
 
 def test_unchanged_rerun_skips_everything(smoke_run):

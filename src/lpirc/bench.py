@@ -45,7 +45,7 @@ def summarize(times_ms) -> dict:
 
 
 def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
-                time_budget_s: float | None = None) -> list[dict]:
+                time_budget_s: float | None = None, keep_times: bool = False) -> list[dict]:
     """Time several models in alternation (A B C A B C ...) in one process.
 
     Each result has median/p10/p90 and ``ratio_to_first``: the ratio of medians to the first model,
@@ -71,8 +71,45 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
         t = np.asarray(m.times)
         rec["ratio_to_first"] = float(np.median(t) / np.median(base))
         rec["ratio_ci95"] = list(ratio_interval(t, base))
+        if keep_times:
+            rec["times_ms"] = [float(v) for v in t]
         out.append(rec)
     return out
+
+
+def timing_table(files: dict, runs: int, warmup: int = 5) -> "pd.DataFrame":
+    """``files`` ({name: .tflite path}) timed interleaved; one row per name: the median (ms) with its 95%
+    interval, p10/p90, the ratio of medians to the first file and its 95% interval (paired BCa bootstrap)."""
+    import pandas as pd
+
+    names = list(files)
+    timed = interleaved([files[n] for n in names], runs=runs, warmup=warmup, keep_times=True)
+    return pd.DataFrame([{"config": n, "latency_ms": t["median_ms"], "latency_ci_low": lo, "latency_ci_high": hi,
+                          "p10_ms": t["p10_ms"], "p90_ms": t["p90_ms"], "runs": t["runs"],
+                          "latency_ratio": t["ratio_to_first"], "ratio_ci_low": t["ratio_ci95"][0],
+                          "ratio_ci_high": t["ratio_ci95"][1]}
+                         for n, t in zip(names, timed) for lo, hi in [median_interval(t["times_ms"])]])
+
+
+def median_interval(times, confidence: float = 0.95, resamples: int = 9999) -> tuple[float, float]:
+    """Interval of the median of ``times`` (scipy's bootstrap, percentile method: medians tie often)."""
+    from scipy import stats
+
+    t = np.asarray(times, float)
+    if len(t) < 3 or np.all(t == t[0]):
+        return (float(np.median(t)), float(np.median(t)))
+    res = stats.bootstrap((t,), np.median, confidence_level=confidence, n_resamples=resamples,
+                          method="percentile", random_state=0)
+    return (float(res.confidence_interval.low), float(res.confidence_interval.high))
+
+
+def add_timing(frame, runs: int, warmup: int = 5, column: str = "file"):
+    """``frame`` with the latency of each row's file (``column``; rows without one get nan) merged in:
+    every file timed interleaved by :func:`timing_table`, the first file the reference of the ratios."""
+    files = frame[column].dropna()
+    timing = timing_table(dict(zip(files, files)), runs=runs, warmup=warmup).rename(columns={"config": column})
+    cols = [column, "latency_ms", "latency_ci_low", "latency_ci_high", "latency_ratio", "ratio_ci_low", "ratio_ci_high"]
+    return frame.merge(timing[cols], on=column, how="left")
 
 
 def ratio_interval(times, base, confidence: float = 0.95, resamples: int = 9999) -> tuple[float, float]:

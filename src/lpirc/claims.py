@@ -382,6 +382,34 @@ def verdict_markdown(claim: Claim) -> str:
     return " ".join(parts)
 
 
+def distillation_claims(expanded, teachers: list, alphas: list, teacher_costs, claim_alpha: float) -> list:
+    """The distillation chapter's claims from its runs (one row per teacher x alpha x seed, alpha = 0
+    repeated under every teacher): every alpha > 0 against alpha = 0 (equivalence), and, with two
+    teachers or more, the one with fewer MACs (``teacher_costs``: {teacher: MMACs}) against the one
+    with most at ``claim_alpha``."""
+    val = expanded.pivot_table(index="seed", columns=["teacher", "alpha"], values="val_top1")
+    pairs = {f"{t}, α={a:g}": (val[(t, a)], val[(t, 0.0)]) for t in teachers for a in alphas if a > 0}
+    found = [equivalent_arms(pairs, SEED_MARGIN_POINTS, "mixing_ratio", "several mixing ratios gave no significant "
+                             "differences", "each α > 0 and α = 0")]
+    if len(teachers) > 1:
+        light, heavy = min(teacher_costs, key=teacher_costs.get), max(teacher_costs, key=teacher_costs.get)
+        a = claim_alpha if claim_alpha in alphas else max(alphas)
+        found.append(lighter_teacher(val[(light, a)], val[(heavy, a)], light, heavy))
+    return found
+
+
+def summary_table(found: list[dict]):
+    """One row per claim (as claims.json holds them): id, verdict, estimate with interval, detectable difference."""
+    import pandas as pd
+
+    def detectable(cl):
+        m = cl.get("min_detectable")
+        return "" if m is None else "n/a" if math.isnan(m) else f"{m:.2f} points"
+    return pd.DataFrame([{"claim": cl["id"].replace("_", " "), "verdict": cl["verdict"],
+                          "estimate [95% CI]": f"{cl['estimate']:.2f} [{cl['interval'][0]:.2f}, {cl['interval'][1]:.2f}] {cl['unit']}",
+                          "detectable (80% power)": detectable(cl)} for cl in found])
+
+
 def record(found: list[Claim], path) -> None:
     """Write a chapter's claims to ``path`` (claims.json) and show each verdict on the page."""
     from lpirc.report import say

@@ -359,3 +359,31 @@ def load_splits(data_dir: Path, names=("train", "val", "holdout")) -> tuple[dict
     data_dir = Path(data_dir)
     classes = json.loads((data_dir / "dataset.json").read_text())["classes"]
     return {name: load_split(data_dir, name) for name in names}, classes
+
+
+def datasheet(record: dict, splits: dict, source: str):
+    """The datasheet chapter's two tables: split sizes (with each image array's digest) and images per
+    class per split (for the embedded extra pool, its hidden generator classes, shown for information)."""
+    import pandas as pd
+
+    sizes = pd.DataFrame([{"split": s, "images": len(y), "labelled": bool((y >= 0).all()) if len(y) else False,
+                           "image shape": "x".join(map(str, x.shape[1:])) if len(x) else "-",
+                           "SHA-256 (first 12)": record["splits"][s]["x_sha256"][:12]} for s, (x, y) in splits.items()])
+    classes = record["classes"]
+    balance = pd.DataFrame({"class": classes})
+    shown = ["train", "val", "holdout"] + (["extra"] if source == "embedded" else [])
+    for s in shown:
+        label = "extra (hidden generator class)" if s == "extra" else s
+        balance[label] = [int((splits[s][1] == c).sum()) for c in range(len(classes))]
+    return sizes, balance
+
+
+def make_dataset(out_dir: Path, source: str, sizes: dict, seed: int, folders: dict, resolution: int,
+                 labels_files: dict, skip_corrupt: bool = False) -> dict:
+    """The data step: the embedded dataset generated from ``seed`` at ``sizes``, or image ``folders``
+    imported at ``resolution`` (``source`` 'embedded' or 'folders'). Returns the dataset record."""
+    if source == "embedded":
+        return generate_dataset(out_dir, sizes, seed)
+    if source == "folders":
+        return import_folders(out_dir, folders, resolution, labels_files, skip_corrupt=skip_corrupt)
+    raise ValueError(f"source must be 'embedded' or 'folders', got {source!r}")

@@ -164,10 +164,18 @@ def float_and_int8_top1(model, out_path: Path | str, representative, splits: dic
 
     ``splits`` maps a name ('val', 'holdout') to (uint8 images, labels). Returns
     ``{"<name>_top1": float top-1, "int8_<name>_top1": int8 top-1}`` and writes ``out_path``."""
-    from lpirc import models, quantize
+    from lpirc import models
 
     row = {f"{name}_top1": models.evaluate_keras(model, x, y)["top1"] for name, (x, y) in splits.items()}
+    int8 = int8_top1(model, out_path, representative, splits, num_classes)
+    return {**row, **{f"int8_{k}": v for k, v in int8.items()}}
+
+
+def int8_top1(model, out_path: Path | str, representative, splits: dict, num_classes: int) -> dict:
+    """Convert ``model`` to an int8 TFLite file at ``out_path`` and return its top-1 per split:
+    ``{"<name>_top1": ...}`` for each ``name: (uint8 images, labels)`` of ``splits``."""
+    from lpirc import quantize
+
     converted = quantize.convert(model, "int8", out_path, representative)
-    for name, (x, y) in splits.items():
-        row[f"int8_{name}_top1"] = evaluate_arrays(converted.path, x, y, num_classes)["top1"]
-    return row
+    return {f"{name}_top1": evaluate_arrays(converted.path, x, y, num_classes)["top1"]
+            for name, (x, y) in splits.items()}

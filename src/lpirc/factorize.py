@@ -200,3 +200,202 @@ def greedy_select(candidates: list[dict], latency_target: float, accuracy_floor:
         chosen[c["layer"]] = c["rank_fraction"]
         predicted -= c["latency_saving"]
     return chosen, predicted
+
+
+# --------------------------------------------------------------------------------------------------
+# the chapter's experiments, as functions (notebooks/20_factorization.ipynb calls these)
+def finetune_subset(x, y, size: int, seed: int):
+    """The ``size`` training images per-layer fine-tuning sees: a seeded sample, in index order."""
+    idx = np.sort(np.random.default_rng(seed).choice(len(x), size=min(size, len(x)), replace=False))
+    return x[idx], y[idx]
+
+
+def last_k_point(*, out_dir: str, data_dir: str, student_path: str, rank_fraction: float, k_values: list,
+                 finetune_size: int, seed: int, epochs_per_layer: int, learning_rate: float, batch_size: int,
+                 representative_size: int) -> dict:
+    """One rank fraction of the sweep, a pure task: factorize the student's last max(K) pointwise layers
+    one at a time from the end (``conv_pw_13`` first), fine-tuning each new pair with everything else
+    frozen. At each K of ``k_values`` the int8 file of the state reached ("after fine-tuning") and of the
+    same K layers truncated at once with no training ("no FT") are written to ``out_dir`` and evaluated."""
+    from pathlib import Path
+
+    from lpirc import data, evaluate, models, quantize
+
+    models.set_seed(seed)
+    splits, classes = data.load_splits(Path(data_dir))
+    x_train, y_train = splits.pop("train")
+    x_ft, y_ft = finetune_subset(x_train, y_train, finetune_size, seed)
+    rep = quantize.representative_dataset(x_train, representative_size, seed)
+    student = models.load_model(student_path)
+    order = pointwise_layers(student)[::-1]
+    out, rows = Path(out_dir), []
+
+    def snapshot(k, model, info, log):
+        truncated, _ = factorize(student, {n: RankSpec(fraction=rank_fraction) for n in order[:k]})
+        before = evaluate.int8_top1(truncated, out / f"last{k}_no_ft.tflite", rep, splits, len(classes))
+        after = evaluate.int8_top1(model, out / f"last{k}.tflite", rep, splits, len(classes))
+        rows.append({"config": f"last{k}_r{rank_fraction:g}", "K": k, "rank_fraction": rank_fraction,
+                     "MMACs": models.count_macs(model) / 1e6, "params": model.count_params(),
+                     "val_top1_before_ft": before["val_top1"], "holdout_top1_before_ft": before["holdout_top1"],
+                     "val_top1": after["val_top1"], "holdout_top1": after["holdout_top1"],
+                     "finetune_s": sum(r["finetune_s"] for r in log), "file": str(out / f"last{k}.tflite")})
+
+    ks = [k for k in k_values if k > 0]
+    _, _, log = finetune_layerwise(student, order[:max(ks, default=0)], RankSpec(fraction=rank_fraction), x_ft, y_ft,
+                                   *splits["val"], epochs_per_layer=epochs_per_layer, learning_rate=learning_rate,
+                                   batch_size=batch_size, snapshot_at=ks, on_snapshot=snapshot, verbose=0)
+    return {"rank_fraction": rank_fraction, "rows": rows, "log": [{**r, "rank_fraction": rank_fraction} for r in log]}
+
+
+def sweep_last_k(out_dir, data_dir, student_path, *, k_values, rank_fractions, finetune_size: int, seed: int,
+                 epochs_per_layer: int, learning_rate: float, batch_size: int, representative_size: int,
+                 scheduler: str | None = None):
+    """"The last K pointwise layers at rank fraction f" for every K and f: one grid task per f
+    (:func:`last_k_point`), plus the unfactorized student's int8 row. Returns (sweep, per-layer log) DataFrames;
+    the ``file`` column holds each configuration's int8 file."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lpirc import data, evaluate, models, quantize
+    from lpirc.grid import run_grid
+
+    out_dir = Path(out_dir)
+    splits, classes = data.load_splits(Path(data_dir))
+    x_train, _ = splits.pop("train")
+    student = models.load_model(student_path)
+    base_file = out_dir / "unfactorized.tflite"
+    base = evaluate.int8_top1(student, base_file, quantize.representative_dataset(x_train, representative_size, seed),
+                              splits, len(classes))
+    rows = [{"config": "unfactorized", "K": 0, "rank_fraction": 1.0, "MMACs": models.count_macs(student) / 1e6,
+             "params": student.count_params(), "val_top1_before_ft": base["val_top1"],
+             "holdout_top1_before_ft": base["holdout_top1"], **base, "finetune_s": 0.0, "file": str(base_file)}]
+    points = [dict(out_dir=str(out_dir / f"r{f:g}"), data_dir=str(data_dir), student_path=str(student_path),
+                   rank_fraction=float(f), k_values=list(k_values), finetune_size=finetune_size, seed=seed,
+                   epochs_per_layer=epochs_per_layer, learning_rate=learning_rate, batch_size=batch_size,
+                   representative_size=representative_size) for f in rank_fractions]
+    results = run_grid(last_k_point, points, label="factorization sweep", scheduler=scheduler)
+    rows += [r for res in results for r in res["rows"]]
+    return pd.DataFrame(rows), pd.DataFrame([r for res in results for r in res["log"]])
+
+
+def last_k(layers: list[str], k: int, fraction: float) -> dict[str, float]:
+    """{layer: rank fraction} for the last ``k`` of ``layers`` (in network order)."""
+    return {n: float(fraction) for n in layers[len(layers) - k:]} if k > 0 else {}
+
+
+def latency_candidates(arch_spec: dict, student_path, data_dir, out_dir, *, layers: list[str],
+                       rank_fractions, runs: int, seed: int, scheduler: str | None = None):
+    """Every (layer, rank fraction) of ``layers`` x ``rank_fractions`` factorized alone: its latency saving on
+    the architecture (int8, timed interleaved with the unfactorized file) and its accuracy cost on the
+    student (float, no fine-tuning). The input of :func:`greedy_select`."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lpirc import bench, data, models, quantize
+
+    out_dir = Path(out_dir)
+    jobs = [{**arch_spec, "precision": "int8", "seed": seed, "factorized": {}, "config": "unfactorized",
+             "path": str(out_dir / "unfactorized.tflite")}]
+    jobs += [{**arch_spec, "precision": "int8", "seed": seed, "factorized": {n: float(f)}, "config": f"{n}_r{f:g}",
+              "path": str(out_dir / f"{n}_r{f:g}.tflite")} for n in layers for f in rank_fractions]
+    converted = quantize.convert_architectures(jobs, label="candidates", scheduler=scheduler, task=convert_config)
+    timed = bench.interleaved([j["path"] for j in converted], runs=runs, warmup=5)
+    student = models.load_model(student_path)
+    x_val, y_val = data.load_split(Path(data_dir), "val")
+    base = models.evaluate_keras(student, x_val, y_val)["top1"]
+    rows = []
+    for job, t in zip(converted[1:], timed[1:]):
+        (name, frac), = job["factorized"].items()
+        acc = models.evaluate_keras(factorize(student, {name: RankSpec(fraction=frac)})[0], x_val, y_val)["top1"]
+        rows.append({"layer": name, "rank_fraction": frac, "latency_saving": 1.0 - t["ratio_to_first"],
+                     "student_val_top1_no_ft": acc, "accuracy_cost": max(base - acc, 0.0)})
+    return pd.DataFrame(rows)
+
+
+def finetune_choice(*, out_path: str, data_dir: str, student_path: str, choice: dict, finetune_size: int, seed: int,
+                    epochs_per_layer: int, learning_rate: float, batch_size: int, representative_size: int) -> dict:
+    """A pure task: the student with ``choice`` ({layer: rank fraction}) factorized and fine-tuned layer by
+    layer from the network's end, as :func:`last_k_point` does; its int8 top-1 and file."""
+    from pathlib import Path
+
+    from lpirc import data, evaluate, models, quantize
+
+    models.set_seed(seed)
+    splits, classes = data.load_splits(Path(data_dir))
+    x_train, y_train = splits.pop("train")
+    student = models.load_model(student_path)
+    order = [n for n in pointwise_layers(student)[::-1] if n in choice]
+    model, _, log = finetune_layerwise(student, order, {n: RankSpec(fraction=f) for n, f in choice.items()},
+                                       *finetune_subset(x_train, y_train, finetune_size, seed), *splits["val"],
+                                       epochs_per_layer=epochs_per_layer, learning_rate=learning_rate,
+                                       batch_size=batch_size, verbose=0)
+    acc = evaluate.int8_top1(model, out_path, quantize.representative_dataset(x_train, representative_size, seed),
+                             splits, len(classes))
+    return {**acc, "MMACs": models.count_macs(model) / 1e6, "finetune_s": sum(r["finetune_s"] for r in log),
+            "file": str(out_path)}
+
+
+def convert_config(*, width_multiplier: float, resolution: int, classes: int, precision: str, path: str,
+                   factorized: dict, config: str, seed: int = 0) -> dict:
+    """A pure task: MobileNet v1 with random weights, ``factorized`` ({layer: rank fraction}) applied,
+    converted to ``precision`` at ``path``."""
+    from lpirc import models, quantize
+
+    model, _ = factorize(models.mobilenet_v1(width_multiplier, resolution, classes),
+                         {n: RankSpec(fraction=f) for n, f in factorized.items()})
+    return {"config": config, "factorized": factorized, **quantize.convert_untrained(model, precision, path, seed)}
+
+
+def time_configs(arch_spec: dict, configs: dict, out_dir, *, runs: int, seed: int, scheduler: str | None = None):
+    """Each of ``configs`` ({name: {layer: rank fraction}}, the first normally ``{}`` = unfactorized) applied
+    to the architecture ``arch_spec`` (width_multiplier, resolution, classes; random weights), converted to
+    int8 and timed interleaved. One row per name: MMACs, MAC and latency ratios to the first, the
+    latency ratio's 95% interval, the file."""
+    from pathlib import Path
+
+    from lpirc import bench, quantize
+
+    jobs = [{**arch_spec, "precision": "int8", "seed": seed, "factorized": c, "config": name,
+             "path": str(Path(out_dir) / f"{name}_int8.tflite")} for name, c in configs.items()]
+    converted = quantize.convert_architectures(jobs, label="architecture configurations", scheduler=scheduler,
+                                               task=convert_config)
+    table = bench.timing_table({j["config"]: j["path"] for j in converted}, runs=runs)
+    table.insert(1, "MMACs", [j["macs"] / 1e6 for j in converted])
+    table.insert(2, "MAC ratio", table.MMACs / table.MMACs.iloc[0])
+    table["file"] = [j["path"] for j in converted]
+    return table
+
+
+def compare_at_latency(uniform, choice: dict, n_val: int) -> dict | None:
+    """The latency-aware ``choice`` (val_top1, latency_ratio) against the most accurate uniform configuration
+    (rows with config, val_top1, latency_ratio) that runs at most as slow on the architecture. The
+    difference in validation top-1 carries a 95% interval (normal approximation, two independent
+    proportions of ``n_val`` images; one seed each, so seed-to-seed variation is not in it). None when
+    every uniform configuration is slower."""
+    fair = uniform[uniform.latency_ratio <= choice["latency_ratio"]]
+    if not len(fair):
+        return None
+    best = fair.loc[fair.val_top1.idxmax()]
+    p1, p2 = float(choice["val_top1"]), float(best.val_top1)
+    se = np.sqrt(p1 * (1 - p1) / n_val + p2 * (1 - p2) / n_val)
+    d = 100 * (p1 - p2)
+    return {"uniform": best.config, "uniform_val_top1": p2, "uniform_latency_ratio": float(best.latency_ratio),
+            "difference_points": d, "ci95": (d - 196 * se, d + 196 * se)}
+
+
+def describe_choice(chosen: dict, predicted: float, measured, versus: dict | None) -> str:
+    """The sentence the chapter prints about the latency-aware choice: what it chose, its measured latency
+    ratio (``measured``: a row with latency_ratio, ratio_ci_low/high, val_top1) and how it compares with the
+    best uniform configuration at most as slow (:func:`compare_at_latency`)."""
+    choice = ", ".join(f"{n}@{f:g}" for n, f in chosen.items()) or "no candidate saved latency: nothing factorized"
+    text = (f"The latency-aware choice ({choice}; predicted ratio {predicted:.3f}) runs at {measured.latency_ratio:.3f}x "
+            f"[{measured.ratio_ci_low:.3f}, {measured.ratio_ci_high:.3f}] the unfactorized latency on the architecture and "
+            f"reaches {100 * measured.val_top1:.1f}% validation top-1 on the student. ")
+    if versus is None:
+        return text + "Every uniform configuration measured is slower."
+    lo, hi = versus["ci95"]
+    return text + (f"The most accurate uniform configuration at most as slow, {versus['uniform']} "
+                   f"({versus['uniform_latency_ratio']:.3f}x), reaches {100 * versus['uniform_val_top1']:.1f}%: a difference "
+                   f"of {versus['difference_points']:+.2f} points [{lo:+.2f}, {hi:+.2f}] (95% interval, one seed each).")

@@ -47,7 +47,7 @@ class GridTaskFailed(RuntimeError):
 def describe(point: dict) -> str:
     """The parameters that vary, not the paths: 'alpha=0.5 teacher=resnet8 seed=1'."""
     return " ".join(f"{k}={v}" for k, v in point.items() if not isinstance(v, (str, Path)) or k in
-                    ("teacher", "arm", "config")) or str(point)
+                    ("teacher", "arm", "config", "name")) or str(point)
 
 
 def scheduler_from_env(scheduler: str | None = None) -> str:

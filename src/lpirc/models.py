@@ -204,3 +204,44 @@ def load_model(path) -> keras.Model:
     if path.suffix != ".keras":
         raise ValueError(f"expected a .keras file, got {path}")
     return keras.models.load_model(path, compile=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# the baseline chapter's grid (notebooks/01_baseline.ipynb): the student and its teachers
+def train_point(*, out_path: str, data_dir: str, name: str, role: str, spec: dict, epochs: int, batch_size: int,
+                learning_rate: float, seed: int) -> dict:
+    """A pure task: build ``spec`` for the dataset in ``data_dir``, train it on labels with the project's
+    recipe, evaluate it on val and holdout, save it at ``out_path``; one row with the training history."""
+    from pathlib import Path
+
+    from lpirc import data
+
+    splits, classes = data.load_splits(Path(data_dir))
+    (x_train, y_train), (x_val, y_val), (x_hold, y_hold) = splits["train"], splits["val"], splits["holdout"]
+    set_seed(seed)
+    model = build(spec, len(classes), x_train.shape[1])
+    fit = train_classifier(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, verbose=0)
+    val, hold = evaluate_keras(model, x_val, y_val), evaluate_keras(model, x_hold, y_hold)
+    save_model(model, out_path)
+    return {"model": name, "role": role, "arch": spec["arch"], "params": model.count_params(),
+            "MMACs": count_macs(model) / 1e6, "epochs": epochs, "val_top1": val["top1"], "val_top5": val["top5"],
+            "holdout_top1": hold["top1"], "holdout_top5": hold["top5"], "train_time_s": fit["train_time_s"],
+            "images_per_s": fit["images_per_s"], "history": fit["history"]}
+
+
+def train_baselines(out_dir, data_dir, student: dict, teachers: list[dict], *, epochs: int, teacher_epochs: int,
+                    batch_size: int, learning_rate: float, seed: int, scheduler: str | None = None):
+    """The student (``student``: an architecture spec) and each teacher (a spec with a ``name``) trained
+    from scratch on labels, one grid task each; files ``out_dir``/<name>.keras. Returns a DataFrame."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lpirc.grid import run_grid
+
+    specs = [("student", "student", student, epochs)] + [(t["name"], "teacher", t, teacher_epochs) for t in teachers]
+    points = [dict(out_path=str(Path(out_dir) / f"{name}.keras"), data_dir=str(data_dir), name=name, role=role,
+                   spec={k: v for k, v in spec.items() if k != "name"}, epochs=n, batch_size=batch_size,
+                   learning_rate=learning_rate, seed=seed) for name, role, spec, n in specs]
+    return pd.DataFrame(run_grid(train_point, points, label="baseline"))

@@ -30,6 +30,30 @@ def arms(alpha: float, pool_multipliers, finetune_epochs: int, pretrain_epochs: 
     return out
 
 
+def label_pool(teacher_path, x_train, x_pool, cache_dir):
+    """The teacher's logits for the labelled split and for the unlabeled pool (cached files), and a
+    one-row description of the pool: its size, the labelling time, the teacher's mean confidence and
+    how many classes it uses. Returns (description DataFrame, train logits file, pool logits file)."""
+    import time
+
+    import pandas as pd
+
+    from lpirc.distill import teacher_logits_file
+
+    t0 = time.perf_counter()
+    train_file, _ = teacher_logits_file(teacher_path, x_train, cache_dir)
+    pool_file, _ = teacher_logits_file(teacher_path, x_pool, cache_dir)
+    seconds = time.perf_counter() - t0
+    logits = np.load(pool_file)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    info = pd.DataFrame([{"pool images": len(x_pool), "labelled train images": len(x_train),
+                          "teacher": Path(teacher_path).stem, "labelling time (s)": seconds,
+                          "mean teacher confidence": float(p.max(1).mean()),
+                          f"classes the teacher uses (of {logits.shape[1]})": int(len(np.unique(np.argmax(logits, 1))))}])
+    return info, train_file, pool_file
+
+
 def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_logits_path: str,
                     pool_logits_path: str, arm: str, arm_alpha: float, multiplier: float, epochs: int, seed: int,
                     pretrain_epochs: int, temperature: float, batch_size: int, learning_rate: float,
@@ -74,3 +98,18 @@ def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_p
                    learning_rate=learning_rate, representative_size=representative_size, **arm)
               for i, arm in enumerate(arms(alpha, pool_multipliers, finetune_epochs, pretrain_epochs)) for s in seeds]
     return pd.DataFrame(run_grid(train_arm_point, points, label="open_images", scheduler=scheduler, report=report))
+
+
+def against_controls(runs, agg):
+    """The largest pool arm, the control it is judged against (b+, the same-steps control, when the grid
+    has it; else b) and every arm's paired differences against b+ and b per split (lpirc.stats)."""
+    import pandas as pd
+
+    from lpirc import stats
+
+    big = agg[agg.arm.str.startswith("c")].sort_values("pool images").iloc[-1].arm
+    b = next(a for a in agg.arm if a.startswith("b:"))
+    control = next((a for a in agg.arm if a.startswith("b+")), b)
+    tests = pd.concat([stats.paired_differences(runs, f"{s}_top1", "arm", ref).assign(split=s)
+                       for ref in dict.fromkeys([control, b]) for s in ("val", "holdout")], ignore_index=True)
+    return tests, big, control

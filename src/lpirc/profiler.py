@@ -193,8 +193,9 @@ def profile(path: Path, runs: int = 100, warmup: int = 10, prefixes: bool = True
             p.write_bytes(to_bytes(submodel(model, [i])))
             singles.append(p)
         over = overhead_model(work / "overhead.tflite")
-        timed = bench.interleaved([path, over, *singles], runs=runs, warmup=warmup)
+        timed = bench.interleaved([path, over, *singles], runs=runs, warmup=warmup, keep_times=True)
         whole, overhead = timed[0]["median_ms"], timed[1]["median_ms"]
+        overhead_ci = bench.median_interval(timed[1]["times_ms"])
         ops = operators_of(model)
         for op, t in zip(ops, timed[2:]):
             op["single_raw_ms"] = t["median_ms"]
@@ -214,13 +215,56 @@ def profile(path: Path, runs: int = 100, warmup: int = 10, prefixes: bool = True
         for op in ops:
             op["share"] = op["single_ms"] / max(sum_single - overhead, 1e-12)
             op["gmacs_per_s"] = op["macs"] / (op["single_ms"] * 1e6) if op["single_ms"] > 0 and op["macs"] else float("nan")
+        # the single-operator sum subtracts the overhead once per operator: its interval is the overhead's
+        def total(ov):
+            return sum(max(op["single_raw_ms"] - ov, 0.0) for op in ops) + ov
+        sum_single_ci = (total(overhead_ci[1]), total(overhead_ci[0]))
         return {"model": str(path), "ops": ops, "whole_ms": whole, "overhead_ms": overhead,
-                "sum_single_ms": sum_single,
+                "overhead_ci95": list(overhead_ci), "sum_single_ms": sum_single, "sum_single_ci95": list(sum_single_ci),
                 "sum_prefix_ms": (sum(op["prefix_ms"] for op in ops) + overhead) if prefixes else None,
                 "runs": runs}
     finally:
         if tmp_ctx is not None:
             tmp_ctx.cleanup()
+
+
+RESOLVED_MULTIPLE = 10     # an operator's time must exceed 10x the width of the overhead's 95% interval
+
+
+def attribute(path: Path, peak_gmacs_per_s: float, runs: int = 100, work_dir: Path | None = None):
+    """Per-layer latency of ``path`` by both methods of :func:`profile`, reconciled with the whole model.
+
+    Returns (ops, summary). ``ops``: one row per operator with its Keras unit, both estimates, the floor
+    (MACs / measured peak rate), efficiency = floor / single-operator time for the operators resolved
+    against the overhead's uncertainty (:data:`RESOLVED_MULTIPLE`), and each operator's share of the time. ``summary``: the whole model's time, the per-invoke overhead with its 95% interval, each
+    method's sum over the whole (the single-operator sum's interval is the overhead's, counted once per
+    operator but one), and which method the shares use: single-operator unless its sum is off the whole
+    by more than 3% and prefix differencing (exact in total by construction) is closer."""
+    import pandas as pd
+
+    prof = profile(path, runs=runs, work_dir=work_dir)
+    ops = pd.DataFrame(prof["ops"])
+    ops.insert(1, "unit", keras_units(prof["ops"]))
+    ops["floor_ms"] = ops.macs / (peak_gmacs_per_s * 1e6)
+    # an operator is *resolved* when its time, the overhead subtracted, is large against the overhead's
+    # own uncertainty; below that, floor / measured would mostly measure the noise of the subtraction
+    spread = prof["overhead_ci95"][1] - prof["overhead_ci95"][0]
+    ops["resolved"] = ops.single_ms > RESOLVED_MULTIPLE * max(spread, 1e-6)
+    ops["efficiency"] = (ops.floor_ms / ops.single_ms).where(ops.resolved)
+    whole = prof["whole_ms"]
+    r_single, r_prefix = prof["sum_single_ms"] / whole, prof["sum_prefix_ms"] / whole
+    method = "prefix" if abs(r_single - 1) > 0.03 and abs(r_prefix - 1) < abs(r_single - 1) else "single"
+    ops["share"] = ops[f"{method}_ms"] / ops[f"{method}_ms"].sum()
+    why = ("its sum is within 3% of the whole" if abs(r_single - 1) <= 0.03 else
+           "prefix differencing is no closer to the whole" if method == "single" else
+           "the single-operator sum is off the whole by more than 3% (it subtracts the overhead, itself uncertain, "
+           "once per operator), and prefix differencing adds up to the whole by construction")
+    summary = {"model": str(path), "operators": len(ops), "whole_ms": whole, "overhead_ms": prof["overhead_ms"],
+               "overhead_ci95": prof["overhead_ci95"], "ratio_single": r_single,
+               "ratio_single_ci95": [v / whole for v in prof["sum_single_ci95"]], "ratio_prefix": r_prefix,
+               "share_method": method, "why": why, "max_efficiency": float(ops.efficiency.max()),
+               "resolved": int(ops.resolved.sum()), "runs": runs}
+    return ops, summary
 
 
 def keras_units(ops: list[dict]) -> list[str]:

@@ -114,25 +114,79 @@ def train_qat(model, x_train, y_train, x_val, y_val, *, epochs: int, learning_ra
 
 
 # --------------------------------------------------------------------------------------------------
-# many untrained architectures at once (the benchmark grid): conversions in parallel processes
-def _convert_architecture_job(job: dict) -> dict:
-    from lpirc.models import count_macs, mobilenet_v1
+# the chapter's experiment (notebooks/10_quantization.ipynb)
+VARIANTS = {"float32": "float32 TFLite", "dynamic_range": "dynamic-range", "int8_ptq": "int8 PTQ",
+            "int8_qat": "int8 QAT"}
 
-    model = mobilenet_v1(job["width_multiplier"], job["resolution"], job["classes"])
-    rep = random_representative((job["resolution"], job["resolution"], 3), 4, job.get("seed", 0))
-    conv = convert(model, job["precision"], job["path"], rep if job["precision"] == "int8" else None)
-    return {**job, "path": str(conv.path), "convert_s": conv.convert_s, "size_bytes": conv.size_bytes,
+
+def variants(student_path, splits: dict, num_classes: int, out_dir, *, representative_size: int, qat_epochs: int,
+             qat_learning_rate: float, batch_size: int, seed: int = 0):
+    """The trained student in every form: Keras float, and the TFLite files of :data:`VARIANTS`
+    (post-training float32, dynamic-range and int8; int8 after quantization-aware training), all
+    evaluated on every split but 'train' of ``splits`` ({split: (uint8 images, labels)}).
+
+    Returns (rows, predictions): a DataFrame with one row per form (key, variant, file, size, top-1/5 per
+    split, conversion time), and the top-1 prediction of each TFLite form per validation image."""
+    import pandas as pd
+
+    from lpirc import evaluate
+    from lpirc.models import evaluate_keras, load_model
+
+    out_dir = Path(out_dir)
+    student = load_model(student_path)
+    (x_train, y_train), (x_val, y_val) = splits["train"], splits["val"]
+    shown = {k: v for k, v in splits.items() if k != "train"}
+    rep = representative_dataset(x_train, representative_size, seed)
+    converted = {"float32": convert(student, "float32", out_dir / "student_float32.tflite"),
+                 "dynamic_range": convert(student, "dynamic_range", out_dir / "student_dynamic_range.tflite"),
+                 "int8_ptq": convert(student, "int8", out_dir / "student_int8_ptq.tflite", rep)}
+    qat_model, qat_fit = train_qat(student, x_train, y_train, x_val, y_val, epochs=qat_epochs,
+                                   learning_rate=qat_learning_rate, batch_size=batch_size)
+    converted["int8_qat"] = convert(qat_model, "int8", out_dir / "student_int8_qat.tflite", rep)
+    rows, predictions = [], {}
+    for key, label, model in (("keras", "float32 Keras", student), ("qat_keras", "QAT Keras (fake-quantized)", qat_model)):
+        acc = {f"{s}_{k}": v for s, (x, y) in shown.items() for k, v in evaluate_keras(model, x, y).items()}
+        rows.append({"key": key, "variant": label, "file": None, "size_kb": float("nan"), **acc,
+                     "convert_s": float("nan"), "train_s": qat_fit["train_time_s"] if key == "qat_keras" else 0.0})
+    for key, conv in converted.items():
+        acc = {}
+        for s, (x, y) in shown.items():
+            r = evaluate.evaluate_arrays(conv.path, x, y, num_classes)
+            acc.update({f"{s}_top1": r["top1"], f"{s}_top5": r["top5"]})
+            if s == "val":
+                predictions[key] = r["predictions"]
+        rows.append({"key": key, "variant": VARIANTS[key], "file": str(conv.path), "size_kb": conv.size_bytes / 1024,
+                     **acc, "convert_s": conv.convert_s, "train_s": 0.0})
+    return pd.DataFrame(rows), predictions
+
+
+# --------------------------------------------------------------------------------------------------
+# untrained architectures (latency needs no trained weights): one conversion per grid task
+def convert_untrained(model, precision: str, path, seed: int = 0) -> dict:
+    """Convert a model with random weights (int8: calibrated on random images); what the file cost."""
+    from lpirc.models import count_macs
+
+    resolution = model.input_shape[1]
+    rep = random_representative((resolution, resolution, 3), 4, seed)
+    conv = convert(model, precision, path, rep if precision == "int8" else None)
+    return {"path": str(conv.path), "convert_s": conv.convert_s, "size_bytes": conv.size_bytes,
             "macs": count_macs(model)}
 
 
-def convert_architectures(jobs: list[dict], workers: int = 2) -> list[dict]:
-    """Convert MobileNet v1 variants with random weights ({width_multiplier, resolution, classes,
-    precision, path}) in ``workers`` processes: the converter is mostly single-threaded, so two
-    processes on two cores halve the wall time."""
-    import concurrent.futures as cf
-    import multiprocessing as mp
+def convert_architecture(*, width_multiplier: float, resolution: int, classes: int, precision: str, path: str,
+                         seed: int = 0, **extra) -> dict:
+    """MobileNet v1 with random weights converted to ``precision`` at ``path``. A pure task."""
+    from lpirc.models import mobilenet_v1
 
-    if workers <= 1:
-        return [_convert_architecture_job(j) for j in jobs]
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-        return list(pool.map(_convert_architecture_job, jobs))
+    model = mobilenet_v1(width_multiplier, resolution, classes)
+    return {"width_multiplier": width_multiplier, "resolution": resolution, "classes": classes,
+            "precision": precision, **extra, **convert_untrained(model, precision, path, seed)}
+
+
+def convert_architectures(jobs: list[dict], label: str = "conversions", scheduler: str | None = None,
+                          task=convert_architecture) -> list[dict]:
+    """``task`` (default :func:`convert_architecture`) for every job, as grid tasks (lpirc.grid): the
+    converter is mostly single-threaded, so one task per core divides the wall time."""
+    from lpirc.grid import run_grid
+
+    return run_grid(task, jobs, label=label, scheduler=scheduler)

@@ -46,6 +46,50 @@ def table(frame, caption: str, name: str, digits: int = 2, formats: dict | None 
     display(Markdown(md))
 
 
+def relabel(frame, labels: dict):
+    """The columns of ``labels`` renamed for display, in that order; a column whose new label ends in
+    "(%)" holds a fraction (top-1 is stored as 0..1) and is shown multiplied by 100."""
+    shown = frame[list(labels)].copy()
+    for col, label in labels.items():
+        if label.endswith("(%)"):
+            shown[col] = shown[col] * 100
+    return shown.rename(columns=labels)
+
+
+def ci_columns(agg, labels: dict, shown=None):
+    """``shown`` (a new frame if None) with one "mean ± half-width" text column per ``labels`` entry
+    ({column of :func:`lpirc.stats.aggregate`: label}); fractions are shown in percent."""
+    import pandas as pd
+
+    shown = pd.DataFrame(index=agg.index) if shown is None else shown
+    for col, label in labels.items():
+        shown[label] = [fmt_ci(m, h) for m, h in zip(agg[col], agg[f"{col}_ci95"])]
+    return shown
+
+
+def differences(tests, columns: dict, what: str = "difference (points)"):
+    """A display frame of :func:`lpirc.stats.paired_differences` results: ``columns`` ({column: label}) kept,
+    the difference in points with its 95% interval, the p-value and the Holm-adjusted p-value."""
+    shown = tests[list(columns)].rename(columns=columns)
+    shown[f"{what} [95% CI]"] = [fmt_interval(100 * d, 100 * lo, 100 * hi) for d, lo, hi in
+                                 tests[["difference", "ci_low", "ci_high"]].values]
+    shown["p"], shown["p (Holm)"] = tests.p_value.map(fmt_p), tests.p_holm.map(fmt_p)
+    return shown
+
+
+def interval_column(frame, prefix: str = "latency_ratio", low: str = "ratio_ci_low", high: str = "ratio_ci_high",
+                    digits: int = 2, scale: float = 1.0) -> list[str]:
+    """'estimate [low, high]' strings for every row of ``frame``."""
+    return [fmt_interval(scale * a, scale * b, scale * c, digits) for a, b, c in frame[[prefix, low, high]].values]
+
+
+def fmt_interval(estimate: float, low: float, high: float, digits: int = 2) -> str:
+    """'0.84 [0.82, 0.86]': an estimate with its 95% interval."""
+    if any(v != v for v in (estimate, low, high)):
+        return "–" if estimate != estimate else f"{estimate:.{digits}f}"
+    return f"{estimate:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def say(text: str):
     from IPython.display import Markdown, display
     display(Markdown(text))

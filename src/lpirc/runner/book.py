@@ -84,7 +84,35 @@ def stage(profile: str, root: Path | None = None, results: Path | None = None) -
     generated.mkdir(parents=True, exist_ok=True)
     with atomic_path(generated / "provenance.md") as tmp:
         tmp.write_text(provenance_markdown(read_json(run_json)))
+    with atomic_path(generated / "dask_reports.md") as tmp:
+        tmp.write_text(dask_reports_markdown(results, generated / "dask"))
     return copied
+
+
+def dask_reports_markdown(results: Path, dest: Path) -> str:
+    """Copy each grid step's Dask performance report (and the serial/local measurement's) next to the
+    book's generated pages; the Markdown that links them and states the measured speed-up."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    lines = []
+    speed = results / "grid_speedup" / "speedup.json"
+    if speed.exists():
+        rec = read_json(speed)
+        lines.append(f"Measured for this build's profile on {_cell(rec['cpu']['model'])} "
+                     f"({rec['cpu']['logical_cpus']} logical CPUs), `tools/grid_speedup.py`: the distillation "
+                     f"grid ({rec['tasks']} tasks) took {_fmt_s(rec['serial_s'])} with `--scheduler serial` and "
+                     f"{_fmt_s(rec['local_s'])} on the local cluster, **{rec['speedup_serial_over_local']:.2f}x** "
+                     f"faster; rows identical: {'yes' if rec['rows_identical'] else 'no'}.\n")
+    reports = sorted(results.glob("*/dask_report.html"))
+    for report in reports:
+        shutil.copyfile(report, dest / f"{report.parent.name}.html")
+    if reports:
+        lines.append("Task timelines of this build (Dask performance reports, HTML): "
+                     + ", ".join(f"{{download}}`{r.parent.name} <dask/{r.parent.name}.html>`" for r in reports) + ".")
+    else:
+        lines.append("This build ran its grids with `--scheduler serial`, so it has no Dask task timeline.")
+    return "\n".join(lines) + "\n"
 
 
 def build(profile: str = "default", root: Path | None = None, results: Path | None = None) -> Path:

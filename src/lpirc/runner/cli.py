@@ -12,6 +12,13 @@ def _cmd_run(args) -> int:
     from lpirc.runner import execute
 
     force = True if args.force == [] else args.force
+    if args.upstream_of:
+        from lpirc.runner.steps import upstream
+
+        args.only = sorted(upstream(args.upstream_of)) or None
+        if args.only is None:
+            print(f"{args.upstream_of!r} reads no other step's results")
+            return 0
     execute.run(args.profile, only=args.only, start=args.start, overrides=args.set, force=force,
                 scheduler=args.scheduler)
     results = results_dir(args.profile)
@@ -163,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="default")
     p.add_argument("--only", nargs="+", metavar="STEP")
     p.add_argument("--from", dest="start", metavar="STEP")
+    p.add_argument("--upstream-of", metavar="STEP", help="only the steps whose results STEP reads, directly or not "
+                   "(what a chapter notebook opened by hand needs)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter, e.g. --set distillation.alpha=0.5 (value parsed as YAML)")
     p.add_argument("--force", nargs="*", metavar="STEP", help="rerun these steps (all if none given)")

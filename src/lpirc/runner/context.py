@@ -39,6 +39,11 @@ class StepContext:
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
+    def relative(self, path) -> str:
+        """A path this step wrote, relative to its folder (what metrics.json records: the folder moves
+        from staging to results/<profile>/<step>/ when the step succeeds)."""
+        return str(Path(path).relative_to(self.out))
+
     def save_table(self, frame, name: str) -> None:
         write_csv(self.path("tables", f"{name}.csv"), frame)
 
@@ -70,12 +75,29 @@ def _die_with_runner() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _prepare_by_hand(step: str, profile: str, results: Path) -> Path:
+    """A chapter opened by hand in Jupyter: on the smoke profile, make the results it reads first (the
+    runner skips what is fresh); on others, say which command does. It writes to results/<profile>/by_hand/,
+    never into the runner's own step folders."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "lpirc", "run", "--profile", profile, "--upstream-of", step]
+    if profile == "smoke":
+        print("making the smoke profile's upstream results: " + " ".join(command[2:]), flush=True)
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    elif not (results / "run.json").exists():
+        raise FileNotFoundError(f"no results for profile {profile!r}: run `lpirc run --profile {profile} "
+                                f"--upstream-of {step}` first (or set profile = \"smoke\" to have them made here)")
+    return results / "by_hand" / step
+
+
 def start_step(step: str, profile: str, seed: int = 0) -> StepContext:
     """Locate results, seed everything (Python, numpy, TensorFlow, op determinism), quiet TF logs."""
     if os.environ.get("LPIRC_STEP_OUT"):   # run by the runner, not by hand
         _die_with_runner()
     results = results_dir(profile)
-    out = Path(os.environ.get("LPIRC_STEP_OUT") or results / step)
+    out = Path(os.environ.get("LPIRC_STEP_OUT") or _prepare_by_hand(step, profile, results))
     out.mkdir(parents=True, exist_ok=True)
     from lpirc.tfutil import quiet_tensorflow
     quiet_tensorflow()

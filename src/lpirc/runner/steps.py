@@ -23,9 +23,10 @@ STEPS = (
     Step("factorization", "20_factorization.ipynb", ("data", "baseline"), "Low-rank factorization", REFERENCE),
     Step("distillation", "30_distillation.ipynb", ("data", "baseline"), "Knowledge distillation", REFERENCE),
     Step("open_images", "40_open_images.ipynb", ("data", "baseline"), "Open Images pretraining", REFERENCE),
-    Step("benchmark", "50_benchmark.ipynb", ("quantization", "factorization"), "Benchmark", REFERENCE),
-    Step("stacked", "60_stacked.ipynb", ("data", "baseline", "quantization", "distillation", "open_images",
-                                         "benchmark"), "The stacked model", REFERENCE),
+    Step("stacked", "60_stacked.ipynb", ("data", "baseline", "quantization", "distillation", "open_images"),
+         "The stacked model", REFERENCE),
+    # after stacked: it times every model file of the book together, in one session
+    Step("benchmark", "50_benchmark.ipynb", ("quantization", "factorization", "stacked"), "Benchmark", REFERENCE),
     Step("summary", "90_summary.ipynb", ("baseline", "quantization", "factorization", "distillation", "open_images",
                                          "benchmark", "stacked"), "Summary", REFERENCE),
 )
@@ -48,6 +49,20 @@ def downstream(names: set[str]) -> set[str]:
     for step in STEPS:                      # STEPS is in pipeline order, so one pass suffices
         if out & set(step.reads):
             out.add(step.name)
+    return out
+
+
+def upstream(name: str) -> set[str]:
+    """The steps whose results ``name`` reads, directly or through others."""
+    by_name = steps_by_name()
+    if name not in by_name:
+        raise ParameterError(f"unknown step {name!r}; steps: {', '.join(by_name)}")
+    out, todo = set(), list(by_name[name].reads)
+    while todo:
+        s = todo.pop()
+        if s not in out:
+            out.add(s)
+            todo.extend(by_name[s].reads)
     return out
 
 

@@ -1,0 +1,100 @@
+"""Each chapter's experiment as a package function, at tiny sizes (the notebooks only call these)."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lpirc import data, factorize, models, projection, stacked, stats
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small embedded dataset and an (untrained) student saved as the baseline step saves it."""
+    folder = tmp_path_factory.mktemp("sweeps")
+    data.generate_dataset(folder / "data", {"train": 192, "val": 64, "holdout": 64}, seed=0, progress=False)
+    student = models.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, classes=10, resolution=32)
+    models.save_model(student, folder / "student.keras")
+    return folder
+
+
+def test_train_baselines_one_task_per_model(tiny, tmp_path):
+    table = models.train_baselines(tmp_path, tiny / "data", {"arch": "mobilenet_v1", "width_multiplier": 0.25},
+                                   [{"name": "resnet8", "arch": "resnet", "depth": 8, "width": 8}], epochs=1,
+                                   teacher_epochs=1, batch_size=64, learning_rate=0.01, seed=0, scheduler="serial")
+    assert list(table.model) == ["student", "resnet8"] and list(table.role) == ["student", "teacher"]
+    assert {"val_top1", "holdout_top1", "MMACs", "history"} <= set(table.columns)
+    assert (tmp_path / "student.keras").exists() and (tmp_path / "resnet8.keras").exists()
+    assert len(table.history[0]["val_top1"]) == 1
+
+
+def test_sweep_last_k_rows_and_files(tiny, tmp_path):
+    sweep, log = factorize.sweep_last_k(tmp_path, tiny / "data", tiny / "student.keras", k_values=[0, 2],
+                                        rank_fractions=[0.5, 0.25], finetune_size=64, seed=0, epochs_per_layer=1,
+                                        learning_rate=1e-3, batch_size=64, representative_size=8, scheduler="serial")
+    assert list(sweep.config) == ["unfactorized", "last2_r0.5", "last2_r0.25"]
+    assert all(Path(f).exists() for f in sweep.file) and (sweep.K == [0, 2, 2]).all()
+    # conv_pw_13 is square (256 x 256): rank 128 is its break-even, rank 64 saves MACs
+    assert sweep.MMACs.iloc[1] <= sweep.MMACs.iloc[0] and sweep.MMACs.iloc[2] < sweep.MMACs.iloc[1]
+    assert list(log.layer[:2]) == ["conv_pw_13", "conv_pw_12"] and len(log) == 4
+
+
+def test_time_configs_and_candidates(tiny, tmp_path):
+    spec = {"width_multiplier": 0.25, "resolution": 32, "classes": 10}
+    layers = factorize.pointwise_layers(models.mobilenet_v1(**spec))
+    assert factorize.last_k(layers, 2, 0.5) == {"conv_pw_12": 0.5, "conv_pw_13": 0.5}
+    table = factorize.time_configs(spec, {"unfactorized": {}, "last2": factorize.last_k(layers, 2, 0.25)}, tmp_path,
+                                   runs=5, seed=0, scheduler="serial")
+    assert list(table.config) == ["unfactorized", "last2"] and table.latency_ratio.iloc[0] == 1.0
+    assert table["MAC ratio"].iloc[1] < 1
+    cands = factorize.latency_candidates(spec, tiny / "student.keras", tiny / "data", tmp_path / "c",
+                                         layers=layers[-2:], rank_fractions=[0.5, 0.25], runs=5, seed=0,
+                                         scheduler="serial")
+    assert len(cands) == 4 and set(cands.rank_fraction) == {0.5, 0.25}    # two ranks per layer
+    chosen, predicted = factorize.greedy_select(cands.to_dict("records"), 0.999)
+    assert len(set(chosen)) == len(chosen) and predicted <= 1.0
+
+
+def test_compare_at_latency_takes_the_best_not_slower():
+    uniform = pd.DataFrame({"config": ["a", "b", "c"], "val_top1": [0.7, 0.8, 0.9], "latency_ratio": [0.8, 0.85, 0.95]})
+    out = factorize.compare_at_latency(uniform, {"val_top1": 0.85, "latency_ratio": 0.9}, 1000)
+    assert out["uniform"] == "b" and out["difference_points"] == pytest.approx(5.0)
+    assert out["ci95"][0] < 5.0 < out["ci95"][1]
+    assert factorize.compare_at_latency(uniform, {"val_top1": 0.85, "latency_ratio": 0.5}, 1000) is None
+
+
+def test_stacked_build_evaluates_every_stage(tiny, tmp_path):
+    stages, info = stacked.build(tiny / "student.keras", tiny / "data", tmp_path, factorize_layers=2, rank_fraction=0.5,
+                                 epochs_per_layer=1, finetune_size=64, finetune_learning_rate=1e-3, qat_epochs=1,
+                                 qat_learning_rate=1e-4, batch_size=64, representative_size=8, seed=0)
+    assert len(stages) == 7 and stages.stage.iloc[-1].startswith("5. stacked")
+    assert stages.file.notna().sum() == 3 and info["factorized_layers"] == ["conv_pw_13", "conv_pw_12"]
+    assert stages.MMACs.iloc[-1] < stages.MMACs.iloc[0]
+
+
+def test_paired_differences_holm_and_fixed_reference():
+    rows = [{"seed": s, "alpha": a, "v": 0.5 + (0.05 if a == 1.0 else 0.0) + 0.001 * s * (1 + a)}
+            for s in range(5) for a in (0.0, 0.5, 1.0)]
+    out = stats.paired_differences(pd.DataFrame(rows), "v", "alpha", 0.0)
+    assert list(out.other) == [0.5, 1.0] and (out.reference == 0.0).all()
+    big = out.set_index("other").loc[1.0]
+    assert big.difference == pytest.approx(0.05 + 0.002) and big.ci_low < big.difference < big.ci_high
+    assert (out.p_holm >= out.p_value).all() and big.p_holm < 0.05
+
+
+def test_projection_domain_and_prediction_interval():
+    rng = np.random.default_rng(0)
+    host = np.exp(rng.uniform(0, 3, 16))
+    macs = host * 1e7 * np.exp(rng.normal(0, 0.2, 16))
+    target = 5 * host ** 0.8 * np.exp(rng.normal(0, 0.05, 16))
+    fit = projection.fit_projection(host, macs, target, "int8")
+    inside = projection.project(fit, float(np.median(host)), float(np.median(macs)), "int8")
+    assert inside["ci95"][0] < inside["pixel2_ms"] < inside["ci95"][1]
+    with pytest.raises(projection.OutsideDomain, match="outside the projection's domain"):
+        projection.project(fit, float(host.max() * 2), float(np.median(macs)), "int8")
+    with pytest.raises(projection.OutsideDomain):
+        projection.project(fit, float(np.median(host)), float(np.median(macs)), "float32")
+    with pytest.raises(projection.OutsideDomain):
+        projection.project(fit, float(np.median(host)), float(np.median(macs)), "int8", family="MobileNet v1, factorized")
+    rt = projection.ratio_transfer(43.0, 0.8, (0.78, 0.83))
+    assert rt["pixel2_ms"] == pytest.approx(34.4) and rt["ci95"] == pytest.approx((33.54, 35.69))

@@ -1,0 +1,70 @@
+"""Wall time of one profile's distillation grid, serial against the local Dask cluster, in one session.
+
+    .venv/bin/python tools/grid_speedup.py --profile default
+
+Needs the profile's data and baseline results (``lpirc run --profile P --only data baseline``). Runs
+the distillation step's grid (every alpha x teacher x seed of the profile's parameters) twice with
+``lpirc.distill.sweep``: first with ``scheduler='serial'`` (one task at a time, one thread), then with
+``scheduler='local'`` (one single-threaded worker per core). Writes
+``results/<profile>/grid_speedup/speedup.json`` (the two wall times, their ratio, whether the rows agree,
+the CPU) and the local run's Dask performance report next to it. Training runs go to a scratch folder
+that is removed afterwards; the step's own results are not touched.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from lpirc import distill, paths, runinfo
+from lpirc.results import write_json
+from lpirc.runner.config import resolve_parameters
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="default")
+    args = ap.parse_args()
+
+    root = paths.project_root()
+    results = paths.results_dir(args.profile, root)
+    data_dir, models_dir = results / "data", results / "baseline" / "models"
+    if not (data_dir / "dataset.json").exists() or not (models_dir / "student.keras").exists():
+        raise SystemExit(f"no data or baseline results for profile {args.profile!r}: run "
+                         f"`lpirc run --profile {args.profile} --only data baseline` first")
+    p = resolve_parameters(root, args.profile)[0]["distillation"]
+    from lpirc import data
+
+    x_train, _ = data.load_split(data_dir, "train")
+    logits = {t: distill.teacher_logits_file(models_dir / f"{t}.keras", x_train,
+                                             results / "cache" / "teacher_logits")[0] for t in p["teachers"]}
+    out = results / "grid_speedup"
+    out.mkdir(parents=True, exist_ok=True)
+    walls, frames = {}, {}
+    for scheduler in ("serial", "local"):
+        scratch = Path(tempfile.mkdtemp(prefix=f"grid-{scheduler}-"))
+        try:
+            t0 = time.perf_counter()
+            frames[scheduler] = distill.sweep(
+                scratch, data_dir, models_dir / "student.keras", logits, alphas=p["alphas"], seeds=p["seeds"],
+                temperature=p["temperature"], epochs=p["epochs"], batch_size=p["batch_size"],
+                learning_rate=p["learning_rate"], representative_size=p["representative_size"],
+                scheduler=scheduler, report=out / "dask_report.html" if scheduler == "local" else None)
+            walls[scheduler] = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        print(f"{scheduler}: {walls[scheduler]:.1f} s for {len(frames[scheduler])} tasks", flush=True)
+    cols = ["alpha", "teacher", "seed", "weights_sha256", "val_top1", "int8_val_top1"]
+    same = frames["serial"][cols].equals(frames["local"][cols])
+    record = {"profile": args.profile, "tasks": len(frames["serial"]), "serial_s": walls["serial"],
+              "local_s": walls["local"], "speedup_serial_over_local": walls["serial"] / walls["local"],
+              "rows_identical": bool(same), "cpu": runinfo.cpu_info(), **runinfo.git_state(root),
+              "parameters": p}
+    write_json(out / "speedup.json", record)
+    print(f"serial / local = {record['speedup_serial_over_local']:.2f}x; rows identical: {same}")
+
+
+if __name__ == "__main__":
+    main()
