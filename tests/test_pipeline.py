@@ -83,3 +83,36 @@ def test_same_profile_twice_gives_identical_data_and_metrics(smoke_run):
         assert after["student"][key] == before["student"][key]
     for name in before["teachers"]:
         assert after["teachers"][name]["val_top1"] == before["teachers"][name]["val_top1"]
+
+
+def test_one_absolute_latency_per_file(smoke_run, smoke_book):
+    """Absolute host latencies come from the benchmark step's one table: the chapters show ratios only,
+    and the summary's student latencies are that table's numbers. Pixel 2 latencies are published or
+    projected by ratio transfer, each with an interval."""
+    import re
+
+    _, results, _ = smoke_run
+    html_root, _ = smoke_book
+    for chapter in ("10_quantization", "20_factorization", "60_stacked", "90_summary"):
+        heads = re.findall(r"<th[^>]*>(.*?)</th>", (html_root / "book" / "executed" / f"{chapter}.html").read_text(), re.S)
+        host = [h for h in heads if re.search(r"latency \((µs|ms)", h) and "Pixel 2" not in h and "benchmark" not in h]
+        assert not host, f"{chapter} shows absolute host latencies: {host}"
+    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").set_index("file").latency_ms
+    assert latency.index.is_unique and (latency > 0).all()
+    summary = pd.read_csv(results / "summary" / "tables" / "summary.csv")
+    stacked_file = "stacked/" + read_json(results / "stacked" / "metrics.json")["file"]
+    row = summary[summary.model.str.startswith("stacked")].iloc[0]
+    assert row.student_host_us == pytest.approx(1000 * latency[stacked_file])
+    assert set(summary.pixel2_method) <= {"published", "ratio transfer"}
+    assert (summary.pixel2_ci_low <= summary.pixel2_ms).all() and (summary.pixel2_ms <= summary.pixel2_ci_high).all()
+    assert (summary.score_ci_low <= summary.score).all() and (summary.score <= summary.score_ci_high).all()
+
+
+def test_no_operator_beats_the_measured_peak(smoke_run):
+    _, results, _ = smoke_run
+    m = read_json(results / "benchmark" / "metrics.json")
+    ops = pd.read_csv(results / "benchmark" / "tables" / "per_layer.csv")
+    assert m["per_layer"]["resolved"] >= 1 and ops.resolved.sum() == m["per_layer"]["resolved"]
+    assert (ops.efficiency.dropna() <= 1).all(), ops[ops.efficiency > 1]
+    for p in ("int8", "float32"):
+        assert m["peak"][p]["gmacs_per_s"] > 0 and m["peak"][p]["method"].startswith("measured")
