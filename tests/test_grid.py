@@ -1,4 +1,4 @@
-"""Grid tasks run the same serially, on a LocalCluster and on a separate Dask scheduler + workers."""
+"""Grid tasks run the same serially, on a process pool, on a LocalCluster and on a separate Dask scheduler + workers."""
 import os
 import socket
 import subprocess
@@ -24,7 +24,7 @@ def square_or_fail(*, out_dir: str, x: int, fail_on: int = -1) -> dict:
     return {"x": x, "square": x * x}
 
 
-@pytest.mark.parametrize("scheduler", ["serial", "local"])
+@pytest.mark.parametrize("scheduler", ["serial", "local", "dask-local"])
 def test_a_failing_task_is_named_and_the_others_finish(tmp_path, scheduler):
     points = [{"out_dir": str(tmp_path), "x": x, "fail_on": 2} for x in range(4)]
     with pytest.raises(grid.GridTaskFailed) as info:
@@ -73,6 +73,8 @@ def test_distillation_sweep_identical_serially_and_on_a_local_cluster(tiny_disti
     assert serial.weights_sha256.nunique() == 2          # different alphas train different models
     local = tiny_sweep(tiny_distillation_inputs, tmp_path / "local", "local")
     pd.testing.assert_frame_equal(serial, local)
+    dask_local = tiny_sweep(tiny_distillation_inputs, tmp_path / "dask", "dask-local")   # LocalCluster(2 workers, 1 thread)
+    pd.testing.assert_frame_equal(serial, dask_local)
     assert (tmp_path / "local" / "a0.5_t_s1" / "int8.tflite").exists()
     assert (tmp_path / "local" / "a0_none_s1" / "student.keras").exists()
 

@@ -1,13 +1,13 @@
-"""Wall time of one profile's distillation grid, serial against the local Dask cluster, in one session.
+"""Wall time of one profile's distillation grid: serial, process pool and Dask LocalCluster, in one session.
 
     .venv/bin/python tools/grid_speedup.py --profile default
 
 Needs the profile's data and baseline results (``lpirc run --profile P --only data baseline``). Runs
-the distillation step's grid (every alpha x teacher x seed of the profile's parameters) twice with
-``lpirc.distill.sweep``: first with ``scheduler='serial'`` (one task at a time, one thread), then with
-``scheduler='local'`` (one single-threaded worker per core). Writes
-``results/<profile>/grid_speedup/speedup.json`` (the two wall times, their ratio, whether the rows agree,
-the CPU) and the local run's Dask performance report next to it. Training runs go to a scratch folder
+the distillation step's grid (every alpha x teacher x seed of the profile's parameters) three times with
+``lpirc.distill.sweep``: ``scheduler='serial'`` (one task at a time, one thread), ``'local'`` (one
+single-threaded worker process per core) and ``'dask-local'`` (a Dask LocalCluster of one single-threaded
+worker per core). Writes ``results/<profile>/grid_speedup/speedup.json`` (the wall times, the ratios,
+whether the rows agree, the CPU) and the Dask run's performance report (task timeline) next to it. Training runs go to a scratch folder
 that is removed afterwards; the step's own results are not touched.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> None:
     out = results / "grid_speedup"
     out.mkdir(parents=True, exist_ok=True)
     walls, frames = {}, {}
-    for scheduler in ("serial", "local"):
+    for scheduler in ("serial", "local", "dask-local"):
         scratch = Path(tempfile.mkdtemp(prefix=f"grid-{scheduler}-"))
         try:
             t0 = time.perf_counter()
@@ -51,19 +51,22 @@ def main() -> None:
                 scratch, data_dir, models_dir / "student.keras", logits, alphas=p["alphas"], seeds=p["seeds"],
                 temperature=p["temperature"], epochs=p["epochs"], batch_size=p["batch_size"],
                 learning_rate=p["learning_rate"], representative_size=p["representative_size"],
-                scheduler=scheduler, report=out / "dask_report.html" if scheduler == "local" else None)
+                scheduler=scheduler, report=out / "dask_report.html" if scheduler == "dask-local" else None)
             walls[scheduler] = time.perf_counter() - t0
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         print(f"{scheduler}: {walls[scheduler]:.1f} s for {len(frames[scheduler])} tasks", flush=True)
     cols = ["alpha", "teacher", "seed", "weights_sha256", "val_top1", "int8_val_top1"]
-    same = frames["serial"][cols].equals(frames["local"][cols])
+    same = all(frames["serial"][cols].equals(frames[s][cols]) for s in ("local", "dask-local"))
     record = {"profile": args.profile, "tasks": len(frames["serial"]), "serial_s": walls["serial"],
-              "local_s": walls["local"], "speedup_serial_over_local": walls["serial"] / walls["local"],
+              "local_s": walls["local"], "dask_local_s": walls["dask-local"],
+              "speedup_serial_over_local": walls["serial"] / walls["local"],
+              "speedup_serial_over_dask_local": walls["serial"] / walls["dask-local"],
               "rows_identical": bool(same), "cpu": runinfo.cpu_info(), **runinfo.git_state(root),
               "parameters": p}
     write_json(out / "speedup.json", record)
-    print(f"serial / local = {record['speedup_serial_over_local']:.2f}x; rows identical: {same}")
+    print(f"serial / local = {record['speedup_serial_over_local']:.2f}x, serial / dask-local = "
+          f"{record['speedup_serial_over_dask_local']:.2f}x; rows identical: {same}")
 
 
 if __name__ == "__main__":

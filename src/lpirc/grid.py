@@ -5,9 +5,13 @@ point is a *pure task*: a module-level function called with keyword arguments th
 and parameters; it writes files only into its own folder and returns one row (a dict). Nothing is
 shared through globals, so the same task runs
 
-- ``serial``: one after the other in one worker process (no Dask), set up like a Dask worker;
-- ``local`` (default): on a Dask ``LocalCluster`` sized to the machine, one single-threaded worker
-  process per core, TensorFlow's thread pools set to one thread to match;
+- ``serial``: one after the other in one worker process, set up like a Dask worker;
+- ``local`` (default): one single-threaded worker process per core (a process pool), TensorFlow's
+  thread pools set to one thread to match;
+- ``dask-local``: the same on a Dask ``LocalCluster`` (one single-threaded worker per core), with
+  Dask's dashboard and performance report. Measured on a 2-core host: each Dask worker's event loop
+  kept about one core busy while TensorFlow trained, so two workers on two cores ran the tasks about
+  half as fast as the process pool (see ``tools/grid_speedup.py``); hence ``local`` is the pool;
 - ``tcp://HOST:8786``: on an existing Dask cluster (``dask scheduler`` + ``dask worker``, dask-jobqueue
   on SLURM, Kubernetes). Its workers must run this project's environment and see the same results
   folder (a shared filesystem). Workers started with ``--resources GPU=1`` get one task per GPU.
@@ -33,6 +37,9 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": str(TASK_THREADS
               "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "PYTHONHASHSEED": "0"}
 
 
+SCHEDULERS = ("serial", "local", "dask-local")
+
+
 class GridTaskFailed(RuntimeError):
     """One or more grid points raised; the message names each point and carries its traceback."""
 
@@ -55,10 +62,11 @@ def scheduler_from_env(scheduler: str | None = None) -> str:
 
 
 def check_scheduler(scheduler: str) -> str:
-    """'serial', 'local' or a Dask address; anything else is refused with what to write instead."""
-    if scheduler in ("serial", "local") or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
+    """'serial', 'local', 'dask-local' or a Dask address; anything else is refused with what to write instead."""
+    if scheduler in SCHEDULERS or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
         return scheduler
-    raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local' or a Dask address like tcp://HOST:8786")
+    raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local', 'dask-local' or a Dask address like "
+                     f"tcp://HOST:8786")
 
 
 def configure_threads(threads: int = TASK_THREADS) -> None:
@@ -89,25 +97,30 @@ def _call_pickled(blob: bytes) -> dict:
     return _call(task, point)
 
 
-def _serial(task, points, label, progress):
-    """One task at a time in one worker process (no Dask), set up exactly like a Dask worker.
+def _pool(task, points, label, progress, workers: int):
+    """The tasks on ``workers`` spawned worker processes (no Dask), each set up exactly like a Dask
+    worker; ``workers=1`` runs them one at a time.
 
     Not in this process: TensorFlow here may already run with another thread count, and a different
     thread count changes float summation order, hence trained weights."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     import cloudpickle
     from tqdm.auto import tqdm
 
     rows, failures = [None] * len(points), []
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init) as pool:
-        for i, point in enumerate(tqdm(points, desc=label, unit="task", disable=not progress)):
-            try:
-                rows[i] = pool.submit(_call_pickled, cloudpickle.dumps((task, point))).result()
-            except Exception as exc:            # noqa: BLE001 — reported with its grid point below
-                failures.append((point, "".join(traceback.format_exception(exc))))
+        futures = {pool.submit(_call_pickled, cloudpickle.dumps((task, point))): i for i, point in enumerate(points)}
+        with tqdm(total=len(points), desc=label, unit="task", disable=not progress) as bar:
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    rows[i] = future.result()
+                except Exception as exc:        # noqa: BLE001 — reported with its grid point below
+                    failures.append((points[i], "".join(traceback.format_exception(exc))))
+                bar.update(1)
     return rows, failures
 
 
@@ -129,7 +142,7 @@ def _dask(task, points, label, progress, scheduler, report):
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
         logging.getLogger(name).setLevel(logging.WARNING)      # their INFO lines would flood the chapter
 
-    cluster = _local_cluster() if scheduler == "local" else None
+    cluster = _local_cluster() if scheduler == "dask-local" else None
     with Client(cluster if cluster is not None else scheduler) as client:
         info = client.scheduler_info()
         has_gpu = any(w.get("resources", {}).get("GPU") for w in info.get("workers", {}).values())
@@ -163,8 +176,9 @@ def run_grid(task: Callable, points: list[dict], *, label: str = "grid", schedul
     scheduler = scheduler_from_env(scheduler)
     if not points:
         return []
-    if scheduler == "serial":
-        rows, failures = _serial(task, points, label, progress)
+    if scheduler in ("serial", "local"):
+        workers = 1 if scheduler == "serial" else min(len(points), max(1, os.cpu_count() or 1))
+        rows, failures = _pool(task, points, label, progress, workers)
     else:
         rows, failures = _dask(task, points, label, progress, scheduler, report)
     if failures:

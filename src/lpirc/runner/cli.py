@@ -175,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter, e.g. --set distillation.alpha=0.5 (value parsed as YAML)")
     p.add_argument("--force", nargs="*", metavar="STEP", help="rerun these steps (all if none given)")
-    p.add_argument("--scheduler", help="where grid tasks run: 'local' (default: a Dask cluster of one worker "
-                   "per core), 'serial' (in the notebook's process) or a Dask address tcp://HOST:8786 "
-                   "(workers share the results folder); default $LPIRC_SCHEDULER or local")
+    p.add_argument("--scheduler", help="where grid tasks run: 'local' (default: one 1-thread worker process per "
+                   "core), 'serial' (one worker process), 'dask-local' (a Dask LocalCluster, with its performance "
+                   "report) or a Dask address tcp://HOST:8786 (workers share the results folder); default "
+                   "$LPIRC_SCHEDULER or local")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("status", help="fresh / stale / missing per step")
