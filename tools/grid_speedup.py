@@ -1,6 +1,6 @@
 """Wall time of one profile's distillation grid: serial, process pool and Dask LocalCluster, in one session.
 
-    .venv/bin/python tools/grid_speedup.py --profile default
+    .venv/bin/python tools/grid_speedup.py --profile default [--seeds 0 1]
 
 Needs the profile's data and baseline results (``lpirc run --profile P --only data baseline``). Runs
 the distillation step's grid (every alpha x teacher x seed of the profile's parameters) three times with
@@ -26,6 +26,7 @@ from lpirc.runner.config import resolve_parameters
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--seeds", type=int, nargs="+", help="a subset of the profile's seeds (default: all of them)")
     args = ap.parse_args()
 
     root = paths.project_root()
@@ -35,6 +36,8 @@ def main() -> None:
         raise SystemExit(f"no data or baseline results for profile {args.profile!r}: run "
                          f"`lpirc run --profile {args.profile} --only data baseline` first")
     p = resolve_parameters(root, args.profile)[0]["distillation"]
+    if args.seeds:
+        p["seeds"] = args.seeds
     from lpirc import data
 
     x_train, _ = data.load_split(data_dir, "train")
