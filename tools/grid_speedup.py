@@ -27,6 +27,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
     ap.add_argument("--seeds", type=int, nargs="+", help="a subset of the profile's seeds (default: all of them)")
+    ap.add_argument("--schedulers", nargs="+", default=["serial", "local", "dask-local"],
+                    help="which to time; the first is the reference of the ratios (default: serial local dask-local)")
     args = ap.parse_args()
 
     root = paths.project_root()
@@ -46,7 +48,7 @@ def main() -> None:
     out = results / "grid_speedup"
     out.mkdir(parents=True, exist_ok=True)
     walls, frames = {}, {}
-    for scheduler in ("serial", "local", "dask-local"):
+    for scheduler in args.schedulers:
         scratch = Path(tempfile.mkdtemp(prefix=f"grid-{scheduler}-"))
         try:
             t0 = time.perf_counter()
@@ -60,16 +62,15 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
         print(f"{scheduler}: {walls[scheduler]:.1f} s for {len(frames[scheduler])} tasks", flush=True)
     cols = ["alpha", "teacher", "seed", "weights_sha256", "val_top1", "int8_val_top1"]
-    same = all(frames["serial"][cols].equals(frames[s][cols]) for s in ("local", "dask-local"))
-    record = {"profile": args.profile, "tasks": len(frames["serial"]), "serial_s": walls["serial"],
-              "local_s": walls["local"], "dask_local_s": walls["dask-local"],
-              "speedup_serial_over_local": walls["serial"] / walls["local"],
-              "speedup_serial_over_dask_local": walls["serial"] / walls["dask-local"],
-              "rows_identical": bool(same), "cpu": runinfo.cpu_info(), **runinfo.git_state(root),
-              "parameters": p}
+    first = args.schedulers[0]
+    same = all(frames[first][cols].equals(frames[s][cols]) for s in args.schedulers[1:])
+    record = {"profile": args.profile, "tasks": len(frames[first]), "seeds": p["seeds"],
+              **{f"{s.replace('-', '_')}_s": walls[s] for s in args.schedulers},
+              **{f"speedup_{first}_over_{s.replace('-', '_')}": walls[first] / walls[s] for s in args.schedulers[1:]},
+              "rows_identical": bool(same), "cpu": runinfo.cpu_info(), **runinfo.git_state(root), "parameters": p}
     write_json(out / "speedup.json", record)
-    print(f"serial / local = {record['speedup_serial_over_local']:.2f}x, serial / dask-local = "
-          f"{record['speedup_serial_over_dask_local']:.2f}x; rows identical: {same}")
+    print(", ".join(f"{first} / {s} = {walls[first] / walls[s]:.2f}x" for s in args.schedulers[1:])
+          + f"; rows identical: {same}")
 
 
 if __name__ == "__main__":

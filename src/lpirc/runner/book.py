@@ -99,12 +99,13 @@ def dask_reports_markdown(results: Path, dest: Path) -> str:
     speed = results / "grid_speedup" / "speedup.json"
     if speed.exists():
         rec = read_json(speed)
+        timed = ", ".join(f"{_fmt_s(rec[f'{s}_s'])} with `{s.replace('_', '-')}`"
+                          + (f" ({rec[f'speedup_serial_over_{s}']:.2f}x faster than serial)" if s != "serial" else "")
+                          for s in ("serial", "local", "dask_local") if f"{s}_s" in rec)
         lines.append(f"Measured for this build's profile on {_cell(rec['cpu']['model'])} "
                      f"({rec['cpu']['logical_cpus']} logical CPUs), `tools/grid_speedup.py`: the distillation "
-                     f"grid ({rec['tasks']} tasks) took {_fmt_s(rec['serial_s'])} with `--scheduler serial`, "
-                     f"{_fmt_s(rec['local_s'])} with `local` (**{rec['speedup_serial_over_local']:.2f}x** faster) and "
-                     f"{_fmt_s(rec['dask_local_s'])} with `dask-local` ({rec['speedup_serial_over_dask_local']:.2f}x); "
-                     f"rows identical: {'yes' if rec['rows_identical'] else 'no'}.\n")
+                     f"grid ({rec['tasks']} tasks, seeds {rec.get('seeds')}) took {timed}; rows identical: "
+                     f"{'yes' if rec['rows_identical'] else 'no'}.\n")
     reports = sorted(results.glob("*/dask_report.html"))
     for report in reports:
         shutil.copyfile(report, dest / f"{report.parent.name}.html")
