@@ -113,7 +113,7 @@ def dask_reports_markdown(results: Path, dest: Path) -> str:
         lines.append("Task timelines of this build (Dask performance reports, HTML): "
                      + ", ".join(f"{{download}}`{r.parent.name} <dask/{r.parent.name}.html>`" for r in reports) + ".")
     else:
-        lines.append("This build ran its grids with `--scheduler serial`, so it has no Dask task timeline.")
+        lines.append("No grid of this build ran on Dask (`dask-local` or a cluster address), so it has no Dask task timeline.")
     return "\n".join(lines) + "\n"
 
 
