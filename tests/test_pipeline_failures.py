@@ -25,7 +25,7 @@ def run_cli(project, *args, timeout=300):
 def inject_failure(notebook):
     nb = json.loads(notebook.read_text())
     # after the cell that generates the data: the step has written files into its staging folder
-    idx = next(i for i, c in enumerate(nb["cells"]) if "generate_dataset" in "".join(c["source"]))
+    idx = next(i for i, c in enumerate(nb["cells"]) if "make_dataset" in "".join(c["source"]))
     nb["cells"].insert(idx + 1, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
                                  "source": "raise RuntimeError('injected failure')"})
     notebook.write_text(json.dumps(nb))
