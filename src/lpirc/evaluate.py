@@ -131,14 +131,30 @@ def evaluate_arrays(model_path, images_uint8: np.ndarray, labels: np.ndarray, nu
 
 
 def evaluate_source(model_path, data: Path, labels_file: Path | None = None, limit: int | None = None,
-                    split: str = "val", skip_corrupt: bool = False, progress: bool = True) -> dict:
-    """Top-1/top-5 of a .tflite on a folder: an embedded dataset folder (dataset.json), an ILSVRC2012
-    folder with a ground-truth file, or a class-per-subfolder folder."""
-    from lpirc import loaders
+                    split: str = "val", skip_corrupt: bool = False, progress: bool = True,
+                    preprocess: str = "resize_crop") -> dict:
+    """Top-1/top-5 of a .tflite or .keras classifier on a folder: an embedded dataset folder
+    (dataset.json), an ILSVRC2012 folder with a ground-truth file, or a class-per-subfolder folder.
 
-    clf = TFLiteClassifier(model_path)
+    Image folders are streamed (``lpirc.stream``) with ``preprocess`` = ``resize_crop`` (shorter side
+    to S / 0.875, centre crop) or ``inception`` (TF-slim's: central 87.5%, resize); both kinds of model
+    see the same uint8 images."""
+    from lpirc import loaders, stream
+
+    model_path = Path(model_path)
+    stream.check_preprocess(preprocess)
+    if model_path.suffix == ".keras":
+        if not model_path.exists():
+            raise ModelFileError(f"model file {model_path} does not exist")
+        from lpirc import models
+        keras_model = models.load_model(model_path)
+        io = {"path": str(model_path), "format": "keras", "input_shape": list(keras_model.input.shape),
+              "num_outputs": int(keras_model.output.shape[-1])}
+    else:
+        clf = TFLiteClassifier(model_path)
+        io = clf.describe()
     data = Path(data)
-    skipped: list = []
+    skipped = 0
     if (data / "dataset.json").exists():
         from lpirc.data import load_split
         images, labels = load_split(data, split)
@@ -146,16 +162,22 @@ def evaluate_source(model_path, data: Path, labels_file: Path | None = None, lim
         if limit:
             images, labels = images[:limit], labels[:limit]
         layout = f"embedded:{split}"
+        if model_path.suffix == ".keras":
+            from lpirc.models import predict_logits
+            raw = predict_logits(keras_model, images)
+        else:
+            raw = clf.logits(images, progress=progress)
     else:
         image_list = (loaders.read_ilsvrc(data, labels_file) if labels_file
                       else loaders.read_image_folder(data))
-        images, labels, skipped = loaders.load_images(image_list, clf.height, limit, skip_corrupt, progress)
+        raw, labels, skipped = stream.evaluate(model_path, image_list, preprocess=preprocess,
+                                               skip_corrupt=skip_corrupt, limit=limit, progress=progress)
         num_classes = len(image_list.classes)
         layout = image_list.layout
-    scores = align_outputs(clf.logits(images, progress=progress), num_classes)
+    scores = align_outputs(raw, num_classes)
     result = topk(scores, labels)
-    result.update({"model": str(model_path), "data": str(data), "layout": layout,
-                   "skipped_corrupt": [str(p) for p in skipped], "model_io": clf.describe()})
+    result.update({"model": str(model_path), "data": str(data), "layout": layout, "preprocess": preprocess,
+                   "skipped_corrupt": int(skipped), "model_io": io})
     return result
 
 

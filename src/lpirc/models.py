@@ -82,14 +82,20 @@ def resnet(depth: int = 8, width: int = 32, resolution: int = 32, classes: int =
 
 
 def build(spec: dict, classes: int, resolution: int) -> keras.Model:
-    """Build from a parameter dict such as {"arch": "mobilenet_v1", "width_multiplier": 0.25}."""
-    spec = dict(spec)
-    arch = spec.pop("arch")
+    """Build from a parameter dict such as {"arch": "mobilenet_v1", "width_multiplier": 0.25}.
+
+    A ``weights`` entry chooses the start: "none" (default), "imagenet" or a .keras/.h5/.tflite path
+    (lpirc.weights)."""
+    from lpirc import weights
+
+    arch = spec.get("arch")
     if arch == "mobilenet_v1":
-        return mobilenet_v1(spec.get("width_multiplier", 1.0), resolution, classes)
-    if arch == "resnet":
-        return resnet(spec.get("depth", 8), spec.get("width", 32), resolution, classes)
-    raise ValueError(f"unknown arch {arch!r}; expected 'mobilenet_v1' or 'resnet'")
+        model = mobilenet_v1(spec.get("width_multiplier", 1.0), resolution, classes)
+    elif arch == "resnet":
+        model = resnet(spec.get("depth", 8), spec.get("width", 32), resolution, classes)
+    else:
+        raise ValueError(f"unknown arch {arch!r}; expected 'mobilenet_v1' or 'resnet'")
+    return weights.apply(model, spec.get("weights", "none"), spec, classes, resolution)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -72,15 +72,23 @@ def _cmd_eval(args) -> int:
 
     result = evaluate_source(args.model, Path(args.data), Path(args.labels) if args.labels else None,
                              limit=args.limit, split=args.split, skip_corrupt=args.skip_corrupt,
-                             progress=not args.quiet)
+                             progress=not args.quiet, preprocess=args.preprocess)
     print(f"{args.model}: top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
           f"on {result['n']} images ({result['layout']})")
     if result["skipped_corrupt"]:
-        print(f"skipped {len(result['skipped_corrupt'])} corrupt image(s): "
-              + ", ".join(result["skipped_corrupt"][:5]))
+        print(f"skipped {result['skipped_corrupt']} undecodable image(s)")
     if args.json:
         from lpirc.results import write_json
         write_json(args.json, result)
+    return 0
+
+
+def _cmd_import_weights(args) -> int:
+    from lpirc.weights import import_to_keras
+
+    rec = import_to_keras(args.model, args.out)
+    print(f"{args.model} -> {rec['out']}: MobileNet v1 {rec['width_multiplier']:g} @{rec['resolution']}, "
+          f"{rec['classes']} classes, {rec['params']:,} parameters")
     return 0
 
 
@@ -194,16 +202,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="default")
     p.set_defaults(func=_cmd_book)
 
-    p = sub.add_parser("eval", help="top-1/top-5 of a .tflite classifier on a data folder")
+    p = sub.add_parser("eval", help="top-1/top-5 of a .tflite or .keras classifier on a data folder")
     p.add_argument("model")
     p.add_argument("--data", required=True, help="embedded dataset folder, ILSVRC2012 folder or class folders")
     p.add_argument("--labels", help="ILSVRC2012-format ground truth: 'FILENAME LABEL' per line")
     p.add_argument("--split", default="val", help="split of an embedded dataset folder")
     p.add_argument("--limit", type=int)
     p.add_argument("--skip-corrupt", action="store_true", help="skip undecodable images and count them")
+    p.add_argument("--preprocess", default="resize_crop", choices=["resize_crop", "inception"],
+                   help="image folders: resize_crop (shorter side to S/0.875, centre crop) or inception "
+                   "(TF-slim's evaluation: central 87.5%%, bilinear resize; what Google's published accuracies used)")
     p.add_argument("--json", help="also write the result as JSON to this file")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("import-weights", help="a float MobileNet v1 .tflite (e.g. TF-slim's published files) "
+                       "as a .keras model of the project's builder")
+    p.add_argument("model", help="float MobileNet v1 .tflite")
+    p.add_argument("--out", required=True, help="the .keras file to write")
+    p.set_defaults(func=_cmd_import_weights)
 
     p = sub.add_parser("bench", help="single-thread latency of a .tflite (optionally A/B interleaved)")
     p.add_argument("model")
@@ -250,6 +267,7 @@ def main(argv=None) -> int:
     from lpirc.loaders import DataError
     from lpirc.runner.params import ParameterError
     from lpirc.runner.steps import StepFailed
+    from lpirc.weights import WeightsError
 
     import signal
 
@@ -261,7 +279,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ParameterError, DataError, ModelFileError, DeviceError, FileNotFoundError) as exc:
+    except (ParameterError, DataError, ModelFileError, DeviceError, WeightsError, FileNotFoundError) as exc:
         print(f"lpirc: error: {exc}", file=sys.stderr)
         return 2
     except StepFailed as exc:

@@ -1,0 +1,221 @@
+"""The real-ImageNet path on files the tests make: streaming input, pretrained weights imported from a
+float .tflite, `lpirc eval` on .keras and .tflite, MirroredStrategy on two logical CPU devices, and
+peak memory that does not grow with the number of images."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lpirc import loaders, models, stream, weights
+
+
+def jpeg_tree(root, n_per_class: int, classes: int = 3, seed: int = 0, sizes=((48, 64), (80, 60), (100, 100))):
+    """ILSVRC-style tree: train/<class>/<img>.JPEG, val/ (flat) with val.txt, pool/ (unlabeled);
+    JPEGs of several sizes, each class a different mean colour so a model can learn it."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val", "pool"):
+        (root / split).mkdir(parents=True, exist_ok=True)
+    lines = []
+    for c in range(classes):
+        (root / "train" / f"n{c:08d}").mkdir(exist_ok=True)
+        for i in range(n_per_class):
+            h, w = sizes[(i + c) % len(sizes)]
+            base = np.zeros((h, w, 3)) + 255 * np.eye(3)[c % 3] * 0.8
+            img = np.clip(base + rng.normal(0, 30, (h, w, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / "train" / f"n{c:08d}" / f"{c}_{i}.JPEG", quality=90)
+            if i % 4 == 0:
+                name = f"ILSVRC2012_val_{len(lines) + 1:08d}.JPEG"
+                Image.fromarray(img[::-1]).save(root / "val" / name, quality=90)
+                lines.append(f"{name} {c}")
+                Image.fromarray(img[:, ::-1]).save(root / "pool" / f"p{c}_{i}.jpg", quality=90)
+    (root / "val" / "val.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def randomize_batchnorm(model, seed=0):
+    """Non-trivial BatchNorm statistics, so folding them into the convolutions is really tested."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, models.keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.2, n), rng.normal(0, 0.2, n),
+                               rng.uniform(0.5, 2.0, n)])
+    return model
+
+
+def float_tflite(model, path):
+    import tensorflow as tf
+
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return path
+
+
+@pytest.fixture(scope="module")
+def published_like(tmp_path_factory):
+    """A float MobileNet v1 .tflite shaped like TF-slim's published files (1001 classes, background first)."""
+    d = tmp_path_factory.mktemp("tflite")
+    m = randomize_batchnorm(models.mobilenet_v1(0.25, 64, 1001))
+    return float_tflite(m, d / "mobilenet_v1_0.25_64.tflite")
+
+
+def test_import_weights_reproduces_the_tflite(published_like, tmp_path, root):
+    out = tmp_path / "imported.keras"
+    r = subprocess.run([sys.executable, "-m", "lpirc", "import-weights", str(published_like), "--out", str(out)],
+                       capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "MobileNet v1 0.25 @64, 1001 classes" in r.stdout
+    model = models.load_model(out)
+    from lpirc.evaluate import TFLiteClassifier
+
+    x = np.random.default_rng(1).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    from lpirc.data import to_model_input
+
+    keras_out = model.predict_on_batch(to_model_input(x))
+    tflite_out = TFLiteClassifier(published_like).logits(x)
+    assert np.abs(keras_out - tflite_out).max() < 1e-4
+    assert np.abs(tflite_out).max() > 1e-2  # the comparison is not between two near-zero outputs
+
+
+def test_weights_parameter_starts_from_the_file(published_like):
+    """`weights: PATH` on a spec: the 1001-way file on 1000-class data loses its background output."""
+    spec = {"arch": "mobilenet_v1", "width_multiplier": 0.25, "weights": str(published_like)}
+    m = models.build(spec, classes=1000, resolution=64)
+    imported = weights.import_tflite(published_like)
+    np.testing.assert_array_equal(m.get_layer("logits").get_weights()[0],
+                                  imported.get_layer("logits").get_weights()[0][:, 1:])
+    np.testing.assert_array_equal(m.get_layer("conv_pw_5").get_weights()[0],
+                                  imported.get_layer("conv_pw_5").get_weights()[0])
+    with pytest.raises(weights.WeightsError, match="the data needs 96x96"):
+        models.build(spec, classes=1000, resolution=96)
+    with pytest.raises(weights.WeightsError, match="does not exist"):
+        models.build({**spec, "weights": "/nowhere/m.tflite"}, classes=1000, resolution=64)
+
+
+def test_import_refuses_quantized_and_foreign_files(tmp_path):
+    import tensorflow as tf
+
+    m = models.mobilenet_v1(0.25, 32, 10)
+    conv = tf.lite.TFLiteConverter.from_keras_model(m)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = lambda: ([np.random.rand(1, 32, 32, 3).astype(np.float32)] for _ in range(4))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    (tmp_path / "q.tflite").write_bytes(conv.convert())
+    with pytest.raises(weights.WeightsError, match="float"):
+        weights.import_tflite(tmp_path / "q.tflite")
+    r = float_tflite(models.resnet(8, 8, 32, 10), tmp_path / "r.tflite")
+    with pytest.raises(weights.WeightsError, match="not a MobileNet v1"):
+        weights.import_tflite(r)
+
+
+def test_eval_agrees_on_keras_and_tflite(published_like, tmp_path, root):
+    tree = jpeg_tree(tmp_path / "data", 8)
+    keras_path = tmp_path / "m.keras"
+    weights.import_to_keras(published_like, keras_path)
+    results = {}
+    for path in (keras_path, published_like):
+        out = tmp_path / f"{path.suffix[1:]}.json"
+        r = subprocess.run([sys.executable, "-m", "lpirc", "eval", str(path), "--data", str(tree / "val"),
+                            "--labels", str(tree / "val" / "val.txt"), "--preprocess", "inception",
+                            "--json", str(out), "--quiet"], capture_output=True, text=True, cwd=root, timeout=300)
+        assert r.returncode == 0, r.stderr
+        results[path.suffix] = json.loads(out.read_text())
+    k, t = results[".keras"], results[".tflite"]
+    assert k["n"] == t["n"] == 6 and k["preprocess"] == "inception"
+    assert (k["top1"], k["top5"]) == (t["top1"], t["top5"])
+    lst = loaders.read_ilsvrc(tree / "val", tree / "val" / "val.txt")
+    sk, _, _ = stream.evaluate(keras_path, lst, preprocess="inception")
+    st, _, _ = stream.evaluate(published_like, lst, preprocess="inception")
+    assert np.abs(sk - st).max() < 1e-4
+
+
+def test_preprocessing_recipes(tmp_path):
+    """inception keeps the central 87.5% and resizes; resize_crop matches the PIL path to a few levels;
+    the training crop is random but repeatable for a seed."""
+    import tensorflow as tf
+
+    img = np.zeros((80, 160, 3), np.uint8)
+    img[:, :80] = 255                                   # left half white
+    Image.fromarray(img).save(tmp_path / "a.png")
+    decoded = stream.decode(str(tmp_path / "a.png"))
+    inc = stream.eval_image(decoded, 32, "inception").numpy()
+    rc = stream.eval_image(decoded, 32, "resize_crop").numpy()
+    assert inc.shape == rc.shape == (32, 32, 3)
+    assert inc[:, :14].min() == 255 and inc[:, 18:].max() == 0   # the 87.5% crop squeezed to 32 wide
+    assert np.abs(rc.astype(int) - loaders.preprocess(tmp_path / "a.png", 32).astype(int)).mean() < 8
+    seed = tf.constant([3, 4], tf.int64)
+    a, b = stream.train_image(decoded, 24, seed), stream.train_image(decoded, 24, seed)
+    c = stream.train_image(decoded, 24, tf.constant([5, 6], tf.int64))
+    assert np.array_equal(a, b) and a.shape == (24, 24, 3)
+    assert not np.array_equal(a, c)
+    with pytest.raises(ValueError, match="preprocess must be one of"):
+        stream.check_preprocess("centre")
+
+
+def test_corrupt_images_are_counted_or_named(tmp_path, published_like):
+    tree = jpeg_tree(tmp_path / "data", 4)
+    (tree / "val" / "ILSVRC2012_val_00000001.JPEG").write_bytes(b"not a jpeg")
+    lst = loaders.read_ilsvrc(tree / "val", tree / "val" / "val.txt")
+    scores, labels, skipped = stream.evaluate(published_like, lst, skip_corrupt=True)
+    assert skipped == 1 and len(labels) == len(lst.paths) - 1
+    with pytest.raises(loaders.DataError, match="skip_corrupt"):
+        stream.evaluate(published_like, lst)
+
+
+RSS_SCRIPT = textwrap.dedent("""
+    import json, resource, sys
+    from lpirc import loaders, stream
+    lst = loaders.read_image_folder(sys.argv[1])
+    rec = stream.images_per_second(lst, 160, train=True, batch_size=16)
+    rec["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(rec))
+""")
+
+
+def test_streaming_memory_does_not_grow_with_the_dataset(tmp_path, root):
+    """One pass of the training pipeline (decode, random crop, flip, resize to 160) over N and 10 N
+    images, each in a fresh process: the peak RSS differs by less than 20%."""
+    small, large = tmp_path / "small", tmp_path / "large"
+    jpeg_tree(small, 20, sizes=((300, 400), (375, 500)))
+    jpeg_tree(large, 200, sizes=((300, 400), (375, 500)))
+    recs = {}
+    for name, tree in (("small", small), ("large", large)):
+        r = subprocess.run([sys.executable, "-c", RSS_SCRIPT, str(tree / "train")], capture_output=True, text=True,
+                           cwd=root, timeout=600)
+        assert r.returncode == 0, r.stderr
+        recs[name] = json.loads(r.stdout.strip().splitlines()[-1])
+    print(json.dumps(recs))
+    assert recs["small"]["images"] >= 32 and recs["large"]["images"] >= 9 * recs["small"]["images"]
+    assert recs["large"]["peak_rss_mb"] < 1.2 * recs["small"]["peak_rss_mb"]
+
+
+MIRRORED_SCRIPT = textwrap.dedent("""
+    import json, sys
+    from lpirc import accelerators
+    accelerators.split_cpu(2)
+    from lpirc import loaders, models, stream
+    strat = accelerators.strategy(["/cpu:0", "/cpu:1"])
+    lst = loaders.read_image_folder(sys.argv[1])
+    build = lambda: models.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, len(lst.classes), 32)
+    model, rec = stream.fit(build, lst, epochs=2, batch_size=8, learning_rate=0.01, size=32, strategy=strat,
+                            verbose=0)
+    print(json.dumps({"fit": {k: v for k, v in rec.items() if k != "history"}, "loss": rec["history"]["loss"],
+                      "devices": accelerators.record(strat)}))
+""")
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path, root):
+    tree = jpeg_tree(tmp_path / "data", 8)
+    r = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT, str(tree / "train")], capture_output=True, text=True,
+                       cwd=root, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rec["devices"]["strategy"] == "MirroredStrategy" and rec["devices"]["replicas"] == 2
+    assert len(rec["devices"]["training_devices"]) == 2
+    assert rec["fit"]["steps_per_epoch"] == 3 and all(np.isfinite(rec["loss"]))
