@@ -7,7 +7,7 @@ PROFILE ?= default
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 
-.PHONY: book test run setup test-setup clean lab
+.PHONY: book test run setup test-setup clean lab gpu
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need Python 3.11, 3.12 or 3.13 on PATH (python3.11 ...), or make PYTHON=..."; exit 1; }
@@ -32,6 +32,10 @@ setup: $(VENV)/.installed
 # Open a chapter by hand: set `profile = "smoke"` in its first cell and run all; it makes what it reads.
 lab: $(VENV)/.lab-installed
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+# NVIDIA GPUs: TensorFlow's CUDA and cuDNN wheels (several GB) into the same .venv.
+gpu: setup
+	$(PY) -m pip install --quiet "tensorflow[and-cuda]==2.21.0"
 
 run: setup
 	$(VENV)/bin/lpirc run --profile $(PROFILE)

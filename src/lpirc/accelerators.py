@@ -46,19 +46,22 @@ def strategy(devices="auto"):
 
 
 def configure(determinism="auto", mixed_precision: bool = False) -> dict:
-    """Set op determinism and the Keras precision policy; returns what was set, for run.json."""
+    """Set op determinism and the Keras precision policy; returns what was set, for run.json.
+
+    Under ``mixed_float16`` the builder's logits are float16 too; Keras' losses compute in float32."""
     tf = _tf()
     from lpirc import models
 
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    if determinism not in ("auto", True, False):
-        raise ValueError(f"determinism must be auto, true or false, got {determinism!r}")
-    on = (not has_gpu) if determinism == "auto" else determinism
+    choices = {"auto": None, True: True, False: False, "1": True, "0": False, "true": True, "false": False}
+    if determinism not in choices:
+        raise ValueError(f"determinism must be auto, 1 or 0, got {determinism!r}")
+    on = (not has_gpu) if choices[determinism] is None else choices[determinism]
     if on:
         tf.config.experimental.enable_op_determinism()
-    policy = "mixed_float16" if mixed_precision else "float32"
-    models.keras.mixed_precision.set_global_policy(policy)
-    return {"op_determinism": on, "precision_policy": policy}
+    if mixed_precision:
+        models.keras.mixed_precision.set_global_policy("mixed_float16")
+    return {"op_determinism": on, "precision_policy": models.keras.mixed_precision.global_policy().name}
 
 
 def record(strat=None) -> dict:

@@ -310,12 +310,15 @@ def to_model_input(images_uint8: np.ndarray) -> np.ndarray:
 
 def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
                    labels_files: dict[str, str] | None = None, skip_corrupt: bool = False,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, limits: dict[str, int] | None = None, seed: int = 0) -> dict:
     """Real data: decode image folders into the same per-split .npy layout the embedded data uses.
 
     ``split_dirs`` maps split -> folder (class-per-subfolder, or ILSVRC2012 with a labels file in
     ``labels_files``; the ``extra`` split may be a plain folder of unlabeled images). Every folder
-    is checked before any decoding starts.
+    is checked before any decoding starts. ``limits`` (split -> number of images, 0 = all) takes a
+    random subset drawn with ``seed``, so a class-ordered train folder still gives every class: the
+    chapters' steps hold their splits in memory, and this is their budget on ImageNet (50,000 train
+    images at 160 px are 3.8 GB). Full-size training streams instead (``lpirc.stream.fit``).
     """
     from lpirc import loaders
     from lpirc.results import write_json
@@ -341,6 +344,12 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"name": "imported-folders", "image_size": resolution, "classes": classes, "splits": {},
               "sources": {k: str(v) for k, v in split_dirs.items() if v}}
+    rng = np.random.default_rng(seed)
+    for split, lst in lists.items():
+        n = (limits or {}).get(split) or 0
+        if 0 < n < len(lst.paths):
+            keep = np.sort(rng.permutation(len(lst.paths))[:n])
+            lists[split] = loaders.ImageList([lst.paths[i] for i in keep], lst.labels[keep], lst.classes, lst.layout)
     for split in SPLITS:
         if split in lists:
             x, y, skipped = loaders.load_images(lists[split], resolution, skip_corrupt=skip_corrupt,
@@ -385,5 +394,6 @@ def make_dataset(out_dir: Path, source: str, sizes: dict, seed: int, folders: di
     if source == "embedded":
         return generate_dataset(out_dir, sizes, seed)
     if source == "folders":
-        return import_folders(out_dir, folders, resolution, labels_files, skip_corrupt=skip_corrupt)
+        return import_folders(out_dir, folders, resolution, labels_files, skip_corrupt=skip_corrupt, limits=sizes,
+                              seed=seed)
     raise ValueError(f"source must be 'embedded' or 'folders', got {source!r}")

@@ -127,11 +127,13 @@ def macs_by_layer(model: keras.Model) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------------
 # training
 def set_seed(seed: int) -> None:
-    """Seed Python, numpy and TensorFlow, and make TensorFlow's ops deterministic."""
-    import tensorflow as tf
+    """Seed Python, numpy and TensorFlow, and make TensorFlow's ops deterministic unless
+    ``$LPIRC_DETERMINISM`` says otherwise (``auto``, the default: on without a GPU, off with one,
+    where it slows cuDNN and makes some ops raise; ``1`` / ``0`` force it; lpirc.accelerators)."""
+    from lpirc import accelerators
 
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    accelerators.configure(os.environ.get("LPIRC_DETERMINISM", "auto"))
 
 
 def fit_cosine(model: keras.Model, x_train, targets, *, loss, metrics, epochs: int, batch_size: int = 128,

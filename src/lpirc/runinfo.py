@@ -74,9 +74,24 @@ def cpu_info() -> dict:
     return info
 
 
+def gpu_info() -> dict:
+    """The NVIDIA GPUs ``nvidia-smi -L`` lists (without importing TensorFlow), and CUDA_VISIBLE_DEVICES."""
+    import shutil
+    import subprocess
+
+    found = []
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+            found = [line.strip() for line in out.splitlines() if line.startswith("GPU")]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return {"gpus": found, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
 def host_record() -> dict:
     return {"hostname": platform.node(), "python": platform.python_version(),
-            "platform": platform.platform(), "cpu": cpu_info()}
+            "platform": platform.platform(), "cpu": cpu_info(), "accelerators": gpu_info()}
 
 
 def now_iso() -> str:
