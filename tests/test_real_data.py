@@ -191,6 +191,10 @@ def test_streaming_memory_does_not_grow_with_the_dataset(tmp_path, root):
         assert r.returncode == 0, r.stderr
         recs[name] = json.loads(r.stdout.strip().splitlines()[-1])
     print(json.dumps(recs))
+    r = subprocess.run([sys.executable, "-m", "lpirc", "data", "rate", str(small / "train"), "--size", "64",
+                        "--batch-size", "8"],
+                       capture_output=True, text=True, cwd=root, timeout=300)
+    assert r.returncode == 0 and "images/s (training preprocessing, 64 px" in r.stdout, r.stderr
     assert recs["small"]["images"] >= 32 and recs["large"]["images"] >= 9 * recs["small"]["images"]
     assert recs["large"]["peak_rss_mb"] < 1.2 * recs["small"]["peak_rss_mb"]
 

@@ -128,6 +128,11 @@ def images_per_second(image_list, size: int, *, train: bool, batch_size: int = 6
     """Decode + preprocess throughput of the pipeline alone (no model): one pass, after one warm-up batch."""
     import time
 
+    from lpirc.loaders import DataError
+
+    n = len(image_list.paths[:limit])
+    if n < 2 * batch_size:
+        raise DataError(f"{n} images are fewer than two batches of {batch_size}; lower the batch size")
     ds = dataset(image_list, size, train=train, batch_size=batch_size, preprocess=preprocess, limit=limit)
     it = iter(ds)
     warmup = len(next(it)[1])

@@ -163,6 +163,16 @@ def _cmd_data(args) -> int:
                                          workers=args.workers, retries=args.retries)
         print(report.summary())
         return 0 if report.ok else 1
+    if args.data_cmd == "rate":
+        from lpirc import loaders, runinfo, stream
+        lst = loaders.read_image_folder(Path(args.folder))
+        rec = stream.images_per_second(lst, args.size, train=not args.eval, batch_size=args.batch_size,
+                                       limit=args.limit)
+        cpu = runinfo.cpu_info()
+        print(f"{rec['images_per_s']:.0f} images/s ({'evaluation' if args.eval else 'training'} preprocessing, "
+              f"{args.size} px, {rec['timed_images']} images timed after one warm-up batch) on {cpu['model']}, "
+              f"{cpu['logical_cpus']} logical CPUs")
+        return 0
     if args.data_cmd == "list":
         for name, m in manifest.load_all().items():
             print(f"{name:14s} {m.get('title', '')}")
@@ -249,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("name")
     v.add_argument("--path", required=True)
     dsub.add_parser("list", help="list the manifests")
+    r = dsub.add_parser("rate", help="images/s of the streaming input pipeline alone (decode + preprocess)")
+    r.add_argument("folder", help="class-per-subfolder image folder, e.g. /data/imagenet/train")
+    r.add_argument("--size", type=int, default=160)
+    r.add_argument("--eval", action="store_true", help="evaluation preprocessing instead of training augmentation")
+    r.add_argument("--limit", type=int, default=5000, help="images to read (default 5000)")
+    r.add_argument("--batch-size", type=int, default=64)
     f = dsub.add_parser("fetch", help="download an Open Images subset (parallel, resumable, MD5-checked)")
     f.add_argument("name", choices=["open-images"])
     f.add_argument("--split", default="validation")
