@@ -46,7 +46,7 @@ book: setup
 
 test: $(VENV)/.test-installed
 	tools/ensure-chromium
-	$(PY) -m pytest -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -ra --durations=25 $(PYTEST_ARGS)
 
 clean:
 	rm -rf _build book/executed book/_generated
