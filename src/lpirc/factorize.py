@@ -180,22 +180,27 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
 
 
 
-def greedy_select(candidates: list[dict], latency_target: float, accuracy_floor: float = 0.005) -> tuple[dict, float]:
+def greedy_select(candidates: list[dict], latency_target: float, accuracy_floor: float = 0.005,
+                  max_relative_cost: float = 0.055) -> tuple[dict, float]:
     """NetAdapt-style choice of (layer, rank) pairs under a latency target.
 
     Each candidate has ``layer``, ``rank_fraction``, ``latency_saving`` (1 - measured latency ratio
     with only that layer factorized) and ``accuracy_cost`` (top-1 lost with only that layer
-    factorized). Candidates are taken in order of saving per unit of cost (the cost floored at
-    ``accuracy_floor`` so free candidates do not divide by zero), one rank per layer, until the
-    predicted ratio 1 - sum(savings) reaches ``latency_target``. Returns ({layer: rank_fraction},
-    predicted ratio)."""
+    factorized, no fine-tuning), and may have ``student_val_top1_no_ft``. A candidate that alone costs
+    more than ``max_relative_cost`` of the unfactorized top-1 (the entry's whole budget, a 5.5% relative
+    loss) is never taken: one layer may not spend it all. The others are taken in order of saving per
+    unit of cost (the cost floored at ``accuracy_floor`` so free candidates do not divide by zero), one
+    rank per layer, until the predicted ratio 1 - sum(savings) reaches ``latency_target`` or no
+    candidate is left. Returns ({layer: rank_fraction}, predicted ratio)."""
     chosen: dict[str, float] = {}
     predicted = 1.0
     ranked = sorted(candidates, key=lambda c: -c["latency_saving"] / (max(c["accuracy_cost"], 0.0) + accuracy_floor))
     for c in ranked:
         if predicted <= latency_target:
             break
-        if c["layer"] in chosen or c["latency_saving"] <= 0:
+        base = c.get("student_val_top1_no_ft", float("nan")) + c["accuracy_cost"]
+        too_costly = c["accuracy_cost"] > max_relative_cost * base if base == base else False
+        if c["layer"] in chosen or c["latency_saving"] <= 0 or too_costly:
             continue
         chosen[c["layer"]] = c["rank_fraction"]
         predicted -= c["latency_saving"]

@@ -151,7 +151,7 @@ def project(fit: dict, host_ms: float, macs: float, precision: str, family: str 
 
 # --------------------------------------------------------------------------------------------------
 # the host's attainable peak, measured
-PEAK_SHAPES = ((4, 4, 512), (8, 8, 256), (8, 8, 512), (14, 14, 256), (16, 16, 128), (7, 7, 1024))
+PEAK_SHAPES = ((8, 8, 256), (8, 8, 512), (14, 14, 256), (16, 16, 128))
 PEAK_DEPTH = 16
 
 
