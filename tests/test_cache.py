@@ -202,7 +202,7 @@ def test_sigkill_inside_the_swap_leaves_old_or_new_results(project_copy, point):
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_of_a_smoke_step(project_copy):
-    """A real run of the data step killed at random instants (15 here, 5 more inside the swap above)."""
+    """A real run of the data step killed at random instants (8 here, 5 more inside the swap above)."""
     results = project_copy / "results" / "smoke"
     env = {**os.environ, "LPIRC_ROOT": str(project_copy)}
     t0 = time.perf_counter()
@@ -213,7 +213,7 @@ def test_sigkill_at_random_points_of_a_smoke_step(project_copy):
     previous = consistent(results)
     rng = random.Random(0)
     outcomes = []
-    for i in range(15):
+    for i in range(8):
         delay = rng.uniform(0.2, step_time * 1.05)
         size = 120 + 10 * i                      # every attempt asks for new results
         proc = subprocess.Popen([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "data",
