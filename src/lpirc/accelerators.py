@@ -12,14 +12,7 @@ default device), ``one`` (the first device only) or a list of device names such 
 """
 from __future__ import annotations
 
-
-def _tf():
-    from lpirc.tfutil import quiet_tensorflow
-
-    quiet_tensorflow()
-    import tensorflow as tf
-
-    return tf
+from lpirc.tfutil import tensorflow as _tf
 
 
 def split_cpu(n: int) -> None:

@@ -25,23 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
+from lpirc.loaders import CENTRAL_FRACTION  # the same 87.5% as the in-memory (PIL) path
+from lpirc.tfutil import tensorflow as _tf
+
 PREPROCESS = ("inception", "resize_crop")
-CENTRAL_FRACTION = 0.875
 
 
 def check_preprocess(name: str) -> str:
     if name not in PREPROCESS:
         raise ValueError(f"preprocess must be one of {', '.join(PREPROCESS)}, got {name!r}")
     return name
-
-
-def _tf():
-    from lpirc.tfutil import quiet_tensorflow
-
-    quiet_tensorflow()
-    import tensorflow as tf
-
-    return tf
 
 
 def decode(path):

@@ -51,3 +51,11 @@ def quiet_tensorflow() -> None:
     import absl.logging
     absl.logging.set_verbosity(absl.logging.ERROR)
     _QUIET = True
+
+
+def tensorflow():
+    """The ``tensorflow`` module, imported quietly (for modules that import it lazily)."""
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    return tf
