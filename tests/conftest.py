@@ -110,3 +110,28 @@ def smoke_book(smoke_run):
     dst, results, _ = smoke_run
     book.build("smoke", root=dst, results=results)
     return dst / "_build" / "html", dst
+
+
+# --------------------------------------------------------------------------------------------------
+# The imagenet profile's end-to-end runs (tests/imagenet_e2e.py) take about ten minutes on one core:
+# they start in the background as soon as their tests are collected, and run beside the other tests.
+def pytest_collection_finish(session):
+    import subprocess
+    import sys
+    import tempfile
+
+    if not any(Path(str(item.fspath)).name == "test_imagenet_profile.py" for item in session.items):
+        return
+    out = Path(tempfile.mkdtemp(prefix="lpirc-imagenet-e2e-"))
+    log = open(out / "script.log", "w")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "imagenet_e2e.py"), str(out)], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    session.config.imagenet_e2e = (proc, out)
+
+
+def pytest_sessionfinish(session):
+    started = getattr(session.config, "imagenet_e2e", None)
+    if started and started[0].poll() is None:       # an interrupted session: stop the runs too
+        import signal
+
+        os.killpg(started[0].pid, signal.SIGKILL)

@@ -67,16 +67,25 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
 
 
 def test_imagenet_profile_needs_its_folders(root, tmp_path, monkeypatch):
-    """The real-data template names folders that do not exist here: refused before any work; with
-    the folders present (made here, empty), the profile validates."""
+    """The real-data template names folders and weight files that do not exist here: refused before any
+    work; with them present (made here, empty), the profile validates."""
     with pytest.raises(P.ParameterError, match="data.train_dir = '/data/imagenet/train' does not exist"):
         config.resolve_parameters(root, "imagenet")
     overrides = []
-    for key in ("train_dir", "val_dir", "extra_dir"):
+    for key in ("train_dir", "val_dir", "holdout_dir", "extra_dir"):
         (tmp_path / key).mkdir()
         overrides.append(f"data.{key}={tmp_path / key}")
     (tmp_path / "val.txt").write_text("")
     overrides.append(f"data.val_labels_file={tmp_path / 'val.txt'}")
+    with pytest.raises(P.ParameterError, match="baseline.student.weights = '/data/weights/.*' does not exist"):
+        config.resolve_parameters(root, "imagenet", overrides)
+    for name in ("student.tflite", "teacher.tflite"):
+        (tmp_path / name).write_bytes(b"")
+    overrides.append(f"baseline.student={{arch: mobilenet_v1, weights: {tmp_path / 'student.tflite'}}}")
+    with pytest.raises(P.ParameterError, match=r"teachers\[inception_v3\]: a frozen teacher needs the path"):
+        config.resolve_parameters(root, "imagenet", overrides)
+    overrides.append(f"baseline.teachers=[{{name: inception_v3, arch: frozen, path: {tmp_path / 'teacher.tflite'}}}, "
+                     "{name: mobilenet_1.0_imagenet, arch: mobilenet_v1, weights: imagenet}]")
     merged, _ = config.resolve_parameters(root, "imagenet", overrides)
     assert merged["data"]["source"] == "folders" and merged["data"]["resolution"] == 160
 

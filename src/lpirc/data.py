@@ -265,6 +265,9 @@ def generate_split(split: str, n: int, seed: int, progress: bool = False) -> tup
 # --------------------------------------------------------------------------------------------------
 # storage: one .npy pair per split plus dataset.json with sizes and checksums
 def array_digest(a: np.ndarray) -> str:
+    """SHA-256 of an array's bytes; a streamed split (lpirc.stream.FolderSplit) gives its own digest."""
+    if hasattr(a, "digest"):
+        return a.digest()
     return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
@@ -295,7 +298,20 @@ def save_split(out_dir: Path, split: str, x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images, labels) of one split of the data step's output: arrays for the embedded data, a
+    streamed ``lpirc.stream.FolderSplit`` for imported folders (see :func:`import_folders`)."""
+    import json
+
     data_dir = Path(data_dir)
+    listed = data_dir / f"{split}_list.json"
+    if listed.exists():
+        from lpirc.stream import FolderSplit
+
+        record = json.loads((data_dir / "dataset.json").read_text())
+        files = json.loads(listed.read_text())
+        x = FolderSplit(files["paths"], files["labels"], record["image_size"], record["preprocess"],
+                        record.get("epoch_size", 0))
+        return x, x.labels
     xp, yp = data_dir / f"{split}_x.npy", data_dir / f"{split}_y.npy"
     if not xp.exists() or not yp.exists():
         raise FileNotFoundError(
@@ -305,25 +321,36 @@ def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 def to_model_input(images_uint8: np.ndarray) -> np.ndarray:
     """The project's float models take pixels mapped to [-1, 1], as Google's MobileNets do."""
+    images_uint8 = np.asarray(images_uint8)           # a streamed split decodes here (small subsets only)
     return (images_uint8.astype(np.float32) - 127.5) / 127.5
 
 
 def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
                    labels_files: dict[str, str] | None = None, skip_corrupt: bool = False,
-                   progress: bool = True, limits: dict[str, int] | None = None, seed: int = 0) -> dict:
-    """Real data: decode image folders into the same per-split .npy layout the embedded data uses.
+                   progress: bool = True, limits: dict[str, int] | None = None, seed: int = 0,
+                   preprocess: str = "inception", epoch_size: int = 0) -> dict:
+    """Real data: list image folders for streaming (``lpirc.stream``); nothing is decoded into memory.
 
     ``split_dirs`` maps split -> folder (class-per-subfolder, or ILSVRC2012 with a labels file in
     ``labels_files``; the ``extra`` split may be a plain folder of unlabeled images). Every folder
-    is checked before any decoding starts. ``limits`` (split -> number of images, 0 = all) takes a
-    random subset drawn with ``seed``, so a class-ordered train folder still gives every class: the
-    chapters' steps hold their splits in memory, and this is their budget on ImageNet (50,000 train
-    images at 160 px are 3.8 GB). Full-size training streams instead (``lpirc.stream.fit``).
+    is checked before any work starts, then every listed file is decoded once (a streamed pass) so no
+    later step meets a corrupt one: with ``skip_corrupt`` such files are dropped and listed in the
+    record, otherwise the first one stops the step with its name.
+
+    ``limits`` (split -> number of images, 0 = all) takes a random subset drawn with ``seed``. Without a
+    holdout folder the holdout is a seeded random ``limits['holdout']`` images of the train folder,
+    removed from train. Each split is written as ``<split>_list.json`` (paths and labels), which
+    :func:`load_split` opens as a :class:`lpirc.stream.FolderSplit` at ``resolution`` with evaluation
+    ``preprocess``; ``epoch_size`` caps the images one training epoch sees (0 = all).
     """
-    from lpirc import loaders
+    import time
+
+    from lpirc import loaders, stream
     from lpirc.results import write_json
 
+    stream.check_preprocess(preprocess)
     labels_files = labels_files or {}
+    limits = limits or {}
     lists = {}
     for split, folder in split_dirs.items():
         if split not in SPLITS:
@@ -343,20 +370,46 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"name": "imported-folders", "image_size": resolution, "classes": classes, "splits": {},
+              "storage": "streamed", "preprocess": preprocess, "epoch_size": int(epoch_size),
               "sources": {k: str(v) for k, v in split_dirs.items() if v}}
     rng = np.random.default_rng(seed)
+
+    def take(lst, idx):
+        return loaders.ImageList([lst.paths[i] for i in idx], lst.labels[idx], lst.classes, lst.layout)
+
+    if "holdout" not in lists and limits.get("holdout"):
+        train = lists["train"]
+        n = int(limits["holdout"])
+        if n >= len(train.paths):
+            raise loaders.DataError(f"holdout_size {n} leaves no training images of the {len(train.paths)} in "
+                                    f"{split_dirs['train']}; lower it or give a holdout folder")
+        order = rng.permutation(len(train.paths))
+        lists["holdout"], lists["train"] = take(train, np.sort(order[:n])), take(train, np.sort(order[n:]))
+        record["sources"]["holdout"] = f"{n} random images of {split_dirs['train']}, removed from train"
     for split, lst in lists.items():
-        n = (limits or {}).get(split) or 0
-        if 0 < n < len(lst.paths):
-            keep = np.sort(rng.permutation(len(lst.paths))[:n])
-            lists[split] = loaders.ImageList([lst.paths[i] for i in keep], lst.labels[keep], lst.classes, lst.layout)
+        n = limits.get(split) or 0
+        if 0 < n < len(lst.paths) and not record["sources"][split].endswith("removed from train"):
+            lists[split] = take(lst, np.sort(rng.permutation(len(lst.paths))[:n]))
+    t0, checked = time.perf_counter(), 0
     for split in SPLITS:
-        if split in lists:
-            x, y, skipped = loaders.load_images(lists[split], resolution, skip_corrupt=skip_corrupt,
-                                                progress=progress)
-        else:
-            x, y, skipped = np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros(0, np.int64), []
-        record["splits"][split] = {**save_split(out_dir, split, x, y), "skipped_corrupt": [str(p) for p in skipped]}
+        lst = lists.get(split, loaders.ImageList([], np.zeros(0, np.int64), classes, "none"))
+        ok = stream.decodable(lst.paths, progress=progress) if lst.paths else np.zeros(0, bool)
+        checked += len(ok)
+        bad = [str(lst.paths[i]) for i in np.flatnonzero(~ok)]
+        if bad and not skip_corrupt:
+            raise loaders.CorruptImageError(
+                f"cannot decode image {bad[0]} ({len(bad)} such file(s) in the {split} split). Remove or replace "
+                "them, or set skip_corrupt: true to skip and count such files")
+        keep = np.flatnonzero(ok)
+        paths, labels = [str(lst.paths[i]) for i in keep], np.asarray(lst.labels, np.int64)[keep]
+        with_ = {"paths": paths, "labels": labels.tolist()}
+        write_json(out_dir / f"{split}_list.json", with_)
+        digest = stream.FolderSplit(paths, labels, resolution, preprocess).digest() if paths else array_digest(labels)
+        record["splits"][split] = {"n": len(paths), "x_sha256": digest, "y_sha256": array_digest(labels),
+                                   "skipped_corrupt": bad}
+    seconds = time.perf_counter() - t0
+    record["decode_check"] = {"images": checked, "seconds": seconds,
+                              "images_per_s": checked / seconds if seconds > 0 else float("nan")}
     write_json(out_dir / "dataset.json", record)
     return record
 
@@ -388,12 +441,14 @@ def datasheet(record: dict, splits: dict, source: str):
 
 
 def make_dataset(out_dir: Path, source: str, sizes: dict, seed: int, folders: dict, resolution: int,
-                 labels_files: dict, skip_corrupt: bool = False) -> dict:
+                 labels_files: dict, skip_corrupt: bool = False, preprocess: str = "inception",
+                 epoch_size: int = 0) -> dict:
     """The data step: the embedded dataset generated from ``seed`` at ``sizes``, or image ``folders``
-    imported at ``resolution`` (``source`` 'embedded' or 'folders'). Returns the dataset record."""
+    listed for streaming at ``resolution`` (``source`` 'embedded' or 'folders'; ``preprocess`` and
+    ``epoch_size``: :func:`import_folders`). Returns the dataset record."""
     if source == "embedded":
         return generate_dataset(out_dir, sizes, seed)
     if source == "folders":
         return import_folders(out_dir, folders, resolution, labels_files, skip_corrupt=skip_corrupt, limits=sizes,
-                              seed=seed)
+                              seed=seed, preprocess=preprocess, epoch_size=epoch_size)
     raise ValueError(f"source must be 'embedded' or 'folders', got {source!r}")

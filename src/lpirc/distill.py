@@ -66,17 +66,54 @@ def cache_key(teacher_path: Path, images: np.ndarray) -> str:
     return h.hexdigest()[:24]
 
 
+def teacher_file(models_dir: Path, name: str) -> Path:
+    """The baseline step's file of teacher ``name``: ``<name>.keras`` (trained there, or a frozen .keras)
+    or ``<name>.tflite`` (a frozen .tflite, see ``lpirc.models.frozen_point``)."""
+    for suffix in (".keras", ".tflite"):
+        path = Path(models_dir) / f"{name}{suffix}"
+        if path.exists():
+            return path
+    raise FileNotFoundError(f"no model of teacher {name!r} in {models_dir}: run the baseline step first "
+                            "(lpirc run --only baseline)")
+
+
+def teacher_predict(teacher_path: Path, images) -> np.ndarray:
+    """A teacher's logits for uint8 images. A ``.keras`` teacher is the project's; a ``.tflite`` teacher
+    is any pretrained classifier file used as it is (TF-slim's Inception or NASNet files): it runs with
+    every core, a streamed split is re-read at the file's own input size (an array is resized), a
+    1001-way output loses its background class, and probabilities (files ending in a softmax) become
+    log-probabilities, which have the same softmax at every temperature as the logits."""
+    import os
+
+    path = Path(teacher_path)
+    if path.suffix != ".tflite":
+        from lpirc.models import load_model, predict_logits
+
+        return predict_logits(load_model(path), images)
+    from lpirc import stream
+    from lpirc.evaluate import TFLiteClassifier
+
+    clf = TFLiteClassifier(path, num_threads=os.cpu_count() or 1)
+    if stream.is_streamed(images) and images.size != clf.height:
+        images = stream.FolderSplit(images.paths, images.labels, clf.height, images.preprocess)
+    scores = clf.logits(images)
+    if scores.shape[1] == 1001:
+        scores = scores[:, 1:]
+    if len(scores) and scores.min() >= 0 and np.allclose(scores.sum(1), 1.0, atol=1e-3):
+        scores = np.log(np.maximum(scores, 1e-12))
+    return scores.astype(np.float32)
+
+
 def teacher_logits_file(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> tuple[Path, bool]:
     """(cache file of the logits, cache_hit), computing and writing them on a miss. Keyed by the
     teacher file's bytes and the images' bytes. Grid tasks take the file, not the array."""
-    from lpirc.models import load_model, predict_logits
     from lpirc.results import atomic_path
 
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{Path(teacher_path).stem}-{cache_key(teacher_path, images)}.npy"
     if path.exists():
         return path, True
-    logits = predict_logits(load_model(teacher_path), images).astype(np.float32)
+    logits = teacher_predict(teacher_path, images).astype(np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -115,8 +152,6 @@ def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, 
 
     import pandas as pd
 
-    from lpirc import models
-
     rows, files = [], {}
     for name, path in teacher_paths.items():
         t0 = time.perf_counter()
@@ -124,7 +159,7 @@ def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, 
         elapsed = time.perf_counter() - t0
         sample = x_train[:2048]
         t1 = time.perf_counter()
-        models.predict_logits(models.load_model(path), sample)
+        teacher_predict(path, sample)
         info = trained[name]
         rows.append({"teacher": name, "params": info["params"], "MMACs": info["MMACs"],
                      "val top-1 (%)": 100 * info["val_top1"], "holdout top-1 (%)": 100 * info["holdout_top1"],
@@ -171,8 +206,8 @@ def paired_tests(frame, value: str, group: str, pair_on: str, reference=None) ->
 # the sweep: one pure task per (alpha, teacher, seed)
 def train_point(*, out_dir: str, data_dir: str, student_path: str, logits_path: str | None, alpha: float,
                 teacher: str, seed: int, temperature: float, epochs: int, batch_size: int, learning_rate: float,
-                representative_size: int) -> dict:
-    """Train one student from ``student_path``'s architecture (fresh initialisation from ``seed``) on
+                representative_size: int, init: str = "fresh") -> dict:
+    """Train one student from ``student_path`` (``init``: see :func:`fresh_student`) on
     the mixed loss, evaluate it as float and int8, write ``out_dir``/{student.keras, int8.tflite}.
 
     Inputs are files and numbers only, so the task runs the same in any process (lpirc.grid)."""
@@ -181,19 +216,28 @@ def train_point(*, out_dir: str, data_dir: str, student_path: str, logits_path: 
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
     logits = np.load(logits_path) if logits_path else None
-    model = fresh_student(student_path, seed)
+    model = fresh_student(student_path, seed, init)
     fit = train_student(model, x_train, y_train, logits, alpha=alpha, temperature=temperature, epochs=epochs,
                         batch_size=batch_size, learning_rate=learning_rate, verbose=0)
     row = finish_student(model, Path(out_dir), x_train, splits, len(classes), seed, representative_size)
     return {"alpha": float(alpha), "teacher": teacher, "seed": int(seed), **row, "train_time_s": fit["train_time_s"]}
 
 
-def fresh_student(student_path, seed: int):
-    """The architecture of ``student_path`` with a fresh initialisation drawn from ``seed``."""
+INITS = ("fresh", "trained")
+
+
+def fresh_student(student_path, seed: int, init: str = "fresh"):
+    """The student a grid task trains, after seeding everything with ``seed``: ``init`` 'fresh' = the
+    architecture of ``student_path`` with a new initialisation drawn from ``seed`` (the embedded book:
+    seeds vary the start); 'trained' = ``student_path`` itself, weights and all (real data, as the
+    entry distilled into Google's pretrained MobileNet; seeds then vary only the data order)."""
     from lpirc import models
 
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     models.set_seed(seed)
-    return keras.models.clone_model(models.load_model(student_path))
+    model = models.load_model(student_path)
+    return model if init == "trained" else keras.models.clone_model(model)
 
 
 def finish_student(model, out: Path, x_train, splits: dict, num_classes: int, seed: int,
@@ -211,7 +255,7 @@ def finish_student(model, out: Path, x_train, splits: dict, num_classes: int, se
 
 def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[str, Path], *, alphas, seeds,
           temperature: float, epochs: int, batch_size: int, learning_rate: float, representative_size: int,
-          scheduler: str | None = None, report: Path | None = None):
+          init: str = "fresh", scheduler: str | None = None, report: Path | None = None):
     """Every (alpha, teacher, seed) of the grid as a task on lpirc.grid; a DataFrame of rows.
 
     alpha = 0 ignores the teacher, so it is trained once per seed (teacher 'none')."""
@@ -223,7 +267,7 @@ def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[
     points = [dict(out_dir=str(Path(out_dir) / f"a{a:g}_{t}_s{s}"), data_dir=str(data_dir),
                    student_path=str(student_path), logits_path=str(logits_paths[t]) if t != "none" else None,
                    alpha=a, teacher=t, seed=int(s), temperature=temperature, epochs=epochs, batch_size=batch_size,
-                   learning_rate=learning_rate, representative_size=representative_size)
+                   learning_rate=learning_rate, representative_size=representative_size, init=init)
               for a, t in cells for s in seeds]
     return pd.DataFrame(run_grid(train_point, points, label="distillation", scheduler=scheduler, report=report))
 

@@ -94,6 +94,12 @@ class TFLiteClassifier:
         return y.reshape(-1).astype(np.float32)
 
     def logits(self, images_uint8: np.ndarray, progress: bool = False) -> np.ndarray:
+        """Scores for uint8 images: an array, or a streamed FolderSplit (decoded batch by batch)."""
+        from lpirc import stream
+
+        if stream.is_streamed(images_uint8) and len(images_uint8):
+            return np.concatenate([self.logits(batch) for batch in
+                                   images_uint8.batches(64, model_input=False).as_numpy_iterator()])
         out = np.empty((len(images_uint8), self.num_outputs), np.float32)
         iterator = range(len(images_uint8))
         if progress:

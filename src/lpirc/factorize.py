@@ -141,13 +141,13 @@ def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, 
     k in ``snapshot_at``, so one pass yields every "last K layers" configuration.
     Returns (model, info, log).
     """
-    from lpirc.data import to_model_input
+    from lpirc.models import fit_inputs
 
     snapshot_at = set(snapshot_at or [])
     current, info, log = model, {}, []
     if 0 in snapshot_at and on_snapshot:
         on_snapshot(0, current, {}, [])
-    xt, xv = to_model_input(x_train), to_model_input(x_val)
+    val = fit_inputs(x_val, y_val, batch_size=512, train=False)
     for k, name in enumerate(order, start=1):
         current, new_info = factorize(current, {name: rank[name] if isinstance(rank, dict) else rank})
         info.update(new_info)
@@ -156,12 +156,12 @@ def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, 
         current.compile(optimizer=keras.optimizers.Adam(learning_rate),
                         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
-        before = current.evaluate(xv, y_val, verbose=0, batch_size=512)[1]
+        before = current.evaluate(**val, verbose=0)[1]
         t0 = time.perf_counter()
         if epochs_per_layer > 0:
-            current.fit(xt, y_train, epochs=epochs_per_layer, batch_size=batch_size, verbose=verbose,
-                        shuffle=True)
-        after = current.evaluate(xv, y_val, verbose=0, batch_size=512)[1]
+            current.fit(**fit_inputs(x_train, y_train, batch_size=batch_size, train=True), epochs=epochs_per_layer,
+                        verbose=verbose)
+        after = current.evaluate(**val, verbose=0)[1]
         log.append({"k": k, "layer": name, "rank": new_info[name]["rank"], "val_top1_before_ft": float(before),
                     "val_top1_after_ft": float(after), "finetune_s": time.perf_counter() - t0})
         for layer in current.layers:

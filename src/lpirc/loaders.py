@@ -85,6 +85,8 @@ def read_image_folder(folder: Path) -> ImageList:
     if not folder.is_dir():
         raise DataError(f"image folder {folder} does not exist")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes and all(c.isdigit() for c in classes):
+        classes.sort(key=int)      # folders named by class index (ImageNetV2: 0 ... 999) keep that index
     if not classes:
         raise DataError(f"{folder} has no class subfolders; expected DIR/<class>/<image> "
                         "(or pass --labels FILE for an ILSVRC2012-format folder)")

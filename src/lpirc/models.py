@@ -93,8 +93,11 @@ def build(spec: dict, classes: int, resolution: int) -> keras.Model:
         model = mobilenet_v1(spec.get("width_multiplier", 1.0), resolution, classes)
     elif arch == "resnet":
         model = resnet(spec.get("depth", 8), spec.get("width", 32), resolution, classes)
+    elif arch == "frozen":
+        raise ValueError(f"a frozen model ({spec.get('path')}) is a file used as it is, not built; "
+                         "it can only be a teacher")
     else:
-        raise ValueError(f"unknown arch {arch!r}; expected 'mobilenet_v1' or 'resnet'")
+        raise ValueError(f"unknown arch {arch!r}; expected 'mobilenet_v1', 'resnet' or (teachers) 'frozen'")
     return weights.apply(model, spec.get("weights", "none"), spec, classes, resolution)
 
 
@@ -136,25 +139,51 @@ def set_seed(seed: int) -> None:
     accelerators.configure(os.environ.get("LPIRC_DETERMINISM", "auto"))
 
 
+def fit_inputs(x, targets, *, batch_size: int, train: bool) -> dict:
+    """Keras ``fit`` / ``evaluate`` arguments for images ``x`` and their ``targets``: an in-memory uint8
+    array is mapped to [-1, 1] whole (the embedded data); a streamed ``lpirc.stream.FolderSplit``
+    becomes a tf.data pipeline (real data; ``train``: augmented, reshuffled, repeated, ``epoch_size``
+    images per epoch)."""
+    from lpirc import stream
+    from lpirc.data import to_model_input
+
+    if not stream.is_streamed(x):
+        return {"x": to_model_input(x), "y": targets, "batch_size": batch_size, **({"shuffle": True} if train else {})}
+    if not train:
+        return {"x": x.batches(batch_size, targets)}
+    seed = int(np.random.randint(2 ** 31 - 1))          # drawn from the generator set_seed seeded
+    return {"x": x.batches(batch_size, targets, train=True, seed=seed).repeat(),
+            "steps_per_epoch": x.steps_per_epoch(batch_size)}
+
+
+def steps_per_epoch(x, batch_size: int) -> int:
+    from lpirc import stream
+
+    return x.steps_per_epoch(batch_size) if stream.is_streamed(x) else int(np.ceil(len(x) / batch_size))
+
+
 def fit_cosine(model: keras.Model, x_train, targets, *, loss, metrics, epochs: int, batch_size: int = 128,
                learning_rate: float = 1e-2, validation=None, verbose: int = 2) -> dict:
     """The project's training recipe: Adam with a cosine learning-rate decay over all steps.
 
-    x arrays are uint8 images, mapped to [-1, 1] here; ``validation`` is (x_uint8, targets) or None.
-    Returns the per-epoch history, the wall time and the training throughput."""
-    from lpirc.data import to_model_input
-
-    steps = max(1, epochs * int(np.ceil(len(x_train) / batch_size)))
+    x are uint8 images (an array, or a streamed ``FolderSplit``: see :func:`fit_inputs`), mapped to
+    [-1, 1] here; ``validation`` is (x_uint8, targets) or None. Returns the per-epoch history, the wall
+    time and the training throughput."""
+    per_epoch = steps_per_epoch(x_train, batch_size)
+    steps = max(1, epochs * per_epoch)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
     model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
-    val = (to_model_input(validation[0]), validation[1]) if validation is not None else None
+    val = None
+    if validation is not None:
+        v = fit_inputs(*validation, batch_size=512, train=False)
+        val = v["x"] if "y" not in v else (v["x"], v["y"])
     start = time.perf_counter()
-    hist = model.fit(to_model_input(x_train), targets, validation_data=val, epochs=epochs,
-                     batch_size=batch_size, verbose=verbose, shuffle=True)
+    hist = model.fit(**fit_inputs(x_train, targets, batch_size=batch_size, train=True), validation_data=val,
+                     epochs=epochs, verbose=verbose)
     wall = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    return {"history": history, "train_time_s": wall,
-            "images_per_s": epochs * len(x_train) / wall if wall > 0 else float("nan")}
+    images = epochs * (per_epoch * batch_size if not isinstance(x_train, np.ndarray) else len(x_train))
+    return {"history": history, "train_time_s": wall, "images_per_s": images / wall if wall > 0 else float("nan")}
 
 
 def train_classifier(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int,
@@ -167,8 +196,14 @@ def train_classifier(model: keras.Model, x_train, y_train, x_val, y_val, *, epoc
 
 
 def predict_logits(model: keras.Model, images_uint8: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Logits for uint8 images (an array or a streamed FolderSplit)."""
+    from lpirc import stream
     from lpirc.data import to_model_input
 
+    if not len(images_uint8):
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    if stream.is_streamed(images_uint8):
+        return model.predict(images_uint8.batches(batch_size), verbose=0)
     return model.predict(to_model_input(images_uint8), batch_size=batch_size, verbose=0)
 
 
@@ -224,6 +259,8 @@ def train_point(*, out_path: str, data_dir: str, name: str, role: str, spec: dic
 
     from lpirc import data
 
+    if spec["arch"] == "frozen":
+        return frozen_point(out_path=out_path, data_dir=data_dir, name=name, role=role, path=spec["path"])
     splits, classes = data.load_splits(Path(data_dir))
     (x_train, y_train), (x_val, y_val), (x_hold, y_hold) = splits["train"], splits["val"], splits["holdout"]
     set_seed(seed)
@@ -238,10 +275,44 @@ def train_point(*, out_path: str, data_dir: str, name: str, role: str, spec: dic
             "images_per_s": fit["images_per_s"], "history": fit["history"]}
 
 
+def frozen_point(*, out_path: str, data_dir: str, name: str, role: str, path: str) -> dict:
+    """A teacher given as a pretrained classifier file and never trained (``{"arch": "frozen", "path":
+    FILE}``): a ``.tflite`` — TF-slim's Inception, NASNet or PNASNet files, as the entry's teachers were —
+    or a ``.keras`` model. Copied beside the trained models (``<name>`` + the file's suffix) and
+    evaluated on val and holdout like them; its size is counted from the file."""
+    import shutil
+    from pathlib import Path
+
+    from lpirc import data, distill, profiler
+    from lpirc.results import atomic_path
+
+    src = Path(path)
+    if not src.exists():
+        raise FileNotFoundError(f"frozen teacher {name!r}: {src} does not exist")
+    if src.suffix not in (".tflite", ".keras"):
+        raise ValueError(f"frozen teacher {name!r}: expected a .tflite or .keras file, got {src}")
+    splits, _ = data.load_splits(Path(data_dir), names=("val", "holdout"))
+    acc = {}
+    for split, (x, y) in splits.items():
+        logits = distill.teacher_predict(src, x)
+        acc.update({f"{split}_top1": topk_accuracy(logits, y, 1), f"{split}_top5": topk_accuracy(logits, y, 5)})
+    if src.suffix == ".tflite":
+        params, macs = profiler.size_of(src)
+    else:
+        model = load_model(src)
+        params, macs = model.count_params(), count_macs(model)
+    with atomic_path(Path(out_path).with_suffix(src.suffix)) as tmp:
+        shutil.copyfile(src, tmp)
+    return {"model": name, "role": role, "arch": f"frozen {src.suffix[1:]}", "params": int(params),
+            "MMACs": macs / 1e6, "epochs": 0, **acc, "train_time_s": 0.0, "images_per_s": float("nan"),
+            "history": {}}
+
+
 def train_baselines(out_dir, data_dir, student: dict, teachers: list[dict], *, epochs: int, teacher_epochs: int,
                     batch_size: int, learning_rate: float, seed: int, scheduler: str | None = None):
     """The student (``student``: an architecture spec) and each teacher (a spec with a ``name``) trained
-    from scratch on labels, one grid task each; files ``out_dir``/<name>.keras. Returns a DataFrame."""
+    on labels from their ``weights``, one grid task each; files ``out_dir``/<name>.keras. A teacher with
+    ``arch: frozen`` is a file used as it is (:func:`frozen_point`). Returns a DataFrame."""
     from pathlib import Path
 
     import pandas as pd

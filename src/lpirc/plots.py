@@ -5,16 +5,19 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def examples_grid(images: np.ndarray, labels: np.ndarray, classes, per_class: int = 8):
-    fig, axes = plt.subplots(len(classes), per_class, figsize=(per_class * 0.9, len(classes) * 0.95))
-    for c, name in enumerate(classes):
+def examples_grid(images: np.ndarray, labels: np.ndarray, classes, per_class: int = 8, max_classes: int = 10):
+    """``per_class`` images of each of the first ``max_classes`` classes that have any (ImageNet has 1000)."""
+    shown = [c for c in range(len(classes)) if (labels == c).any()][:max_classes]
+    fig, axes = plt.subplots(len(shown), per_class, figsize=(per_class * 0.9, len(shown) * 0.95), squeeze=False)
+    for row, c in enumerate(shown):
+        name = classes[c]
         idx = np.flatnonzero(labels == c)[:per_class]
         for j in range(per_class):
-            ax = axes[c, j]
+            ax = axes[row, j]
             ax.axis("off")
             if j < len(idx):
-                ax.imshow(images[idx[j]], interpolation="nearest")
-        axes[c, 0].set_title(name, fontsize=8, loc="left", x=-0.05)
+                ax.imshow(images[int(idx[j])], interpolation="nearest")
+        axes[row, 0].set_title(name, fontsize=8, loc="left", x=-0.05)
     fig.subplots_adjust(wspace=0.05, hspace=0.35)
     return fig
 

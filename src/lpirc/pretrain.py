@@ -57,7 +57,7 @@ def label_pool(teacher_path, x_train, x_pool, cache_dir):
 def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_logits_path: str,
                     pool_logits_path: str, arm: str, arm_alpha: float, multiplier: float, epochs: int, seed: int,
                     pretrain_epochs: int, temperature: float, batch_size: int, learning_rate: float,
-                    representative_size: int) -> dict:
+                    representative_size: int, init: str = "fresh") -> dict:
     """Pretrain (when ``multiplier`` > 0) and fine-tune one student; float and int8 top-1; files in out_dir."""
     import time
 
@@ -67,7 +67,7 @@ def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_log
     x_train, y_train = splits.pop("train")
     x_pool, _ = data.load_split(Path(data_dir), "extra")        # its generator labels are never used
     logits_train, logits_pool = np.load(train_logits_path), np.load(pool_logits_path)
-    model = distill.fresh_student(student_path, seed)
+    model = distill.fresh_student(student_path, seed, init)
     n_pool = min(len(x_pool), int(round(multiplier * len(x_train))))
     t0 = time.perf_counter()
     if n_pool > 0:
@@ -86,7 +86,7 @@ def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_log
 def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_path: Path, pool_logits_path: Path,
                *, alpha: float, pool_multipliers, seeds, pretrain_epochs: int, finetune_epochs: int,
                temperature: float, batch_size: int, learning_rate: float, representative_size: int,
-               scheduler: str | None = None, report: Path | None = None):
+               init: str = "fresh", scheduler: str | None = None, report: Path | None = None):
     """Every arm x seed as a task on lpirc.grid; a DataFrame of rows in arm order."""
     import pandas as pd
 
@@ -95,7 +95,7 @@ def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_p
     points = [dict(out_dir=str(Path(out_dir) / f"arm{i}_s{s}"), data_dir=str(data_dir), student_path=str(student_path),
                    train_logits_path=str(train_logits_path), pool_logits_path=str(pool_logits_path), seed=int(s),
                    pretrain_epochs=pretrain_epochs, temperature=temperature, batch_size=batch_size,
-                   learning_rate=learning_rate, representative_size=representative_size, **arm)
+                   learning_rate=learning_rate, representative_size=representative_size, init=init, **arm)
               for i, arm in enumerate(arms(alpha, pool_multipliers, finetune_epochs, pretrain_epochs)) for s in seeds]
     return pd.DataFrame(run_grid(train_arm_point, points, label="open_images", scheduler=scheduler, report=report))
 

@@ -141,6 +141,16 @@ def op_macs(model, op) -> int:
     return 0
 
 
+def size_of(path: Path) -> tuple[int, int]:
+    """(parameters, MACs) of a .tflite file: the elements of its constant tensors, and :func:`op_macs`
+    summed over subgraph 0."""
+    model = read(path)
+    g = model.subgraphs[0]
+    params = sum(int(np.prod(t.shape)) for t in g.tensors
+                 if t.buffer and model.buffers[t.buffer].data is not None and len(model.buffers[t.buffer].data))
+    return params, sum(op_macs(model, op) for op in g.operators)
+
+
 def operators(path: Path) -> list[dict]:
     return operators_of(read(path))
 

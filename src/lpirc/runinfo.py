@@ -96,3 +96,42 @@ def host_record() -> dict:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class PeakMemory:
+    """The peak resident memory of this process and every process it started (a notebook's kernel, Dask
+    workers), summed, sampled every ``interval`` s while the ``with`` block runs: ``.peak_mb``. Sampling
+    can miss a spike shorter than the interval."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval, self.peak_mb = interval, 0.0
+
+    def _sample(self) -> float:
+        import psutil
+
+        me = psutil.Process()
+        total = 0
+        for p in [me, *me.children(recursive=True)]:
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:          # a process that ended between listing and reading
+                pass
+        return total / 2 ** 20
+
+    def __enter__(self):
+        import threading
+
+        self._stop = threading.Event()
+
+        def loop():
+            while not self._stop.is_set():
+                self.peak_mb = max(self.peak_mb, self._sample())
+                self._stop.wait(self.interval)
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False

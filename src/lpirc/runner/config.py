@@ -50,6 +50,19 @@ def check_cross_step(merged: dict) -> None:
             if value and not Path(value).exists():
                 raise P.ParameterError(f"data.{key} = {value!r} does not exist; fix the path in the "
                                        "profile or check the copy with `lpirc data verify`")
+    b = merged.get("baseline", {})
+    for where, spec in [("baseline.student", b.get("student", {}))] + [
+            (f"baseline.teachers[{t.get('name', i)}]", t) for i, t in enumerate(b.get("teachers", []))]:
+        if spec.get("arch") == "frozen":
+            if not spec.get("path") or not Path(spec["path"]).exists():
+                raise P.ParameterError(f"{where}: a frozen teacher needs the path of an existing .tflite or "
+                                       f".keras classifier, got {spec.get('path')!r}")
+            if where == "baseline.student":
+                raise P.ParameterError("baseline.student cannot be frozen: the student is trained")
+        file = spec.get("weights", "none")
+        if file not in (None, "", "none", "imagenet") and not Path(file).exists():
+            raise P.ParameterError(f"{where}.weights = {file!r} does not exist; give none, imagenet or the "
+                                   "path of a .keras, .h5 or float MobileNet v1 .tflite file")
     source = merged.get("stacked", {}).get("source")
     if source is not None and source not in STACKED_SOURCES:
         raise P.ParameterError(f"stacked.source = {source!r}: must be one of {', '.join(STACKED_SOURCES)}")

@@ -237,8 +237,9 @@ def _run_locked(root, profile, steps, merged, budgets, results, force, progress,
         inputs = key_inputs(root, results, step, values)
         t0 = time.perf_counter()
         started = runinfo.now_iso()
+        memory = runinfo.PeakMemory()
         try:
-            with _environ(LPIRC_ROOT=root, LPIRC_RESULTS_DIR=results, LPIRC_STEP_OUT=staging, LPIRC_SCHEDULER=scheduler,
+            with memory, _environ(LPIRC_ROOT=root, LPIRC_RESULTS_DIR=results, LPIRC_STEP_OUT=staging, LPIRC_SCHEDULER=scheduler,
                           TF_CPP_MIN_LOG_LEVEL=3, TF_USE_LEGACY_KERAS=1, TF_DETERMINISTIC_OPS=1,
                           PYTHONHASHSEED=values.get("seed", 0)):
                 pm.execute_notebook(str(root / "notebooks" / step.notebook), str(executed),
@@ -265,7 +266,8 @@ def _run_locked(root, profile, steps, merged, budgets, results, force, progress,
             failed_copy.unlink()
         budget = budgets.get(step.name)
         records[step.name] = {"status": "ok", "started": started, "wall_s": wall, "budget_s": budget,
-                              "scheduler": scheduler,
+                              "scheduler": scheduler, "peak_memory_mb": memory.peak_mb,
+                              "commit": runinfo.git_state(root)["commit"],
                               "notebook": f"{step.name}/{step.notebook}"}
         _update_run_json(results, profile, root, merged, budgets, records)
         over = f" — over its {budget} s budget" if budget and wall > budget else ""

@@ -57,7 +57,7 @@ def _check_range(step: str, key: str, value) -> None:
 
     if key in {"epochs", "qat_epochs", "finetune_epochs", "pretrain_epochs", "runs", "warmup_runs",
                "representative_size", "batch_size", "train_size", "val_size", "holdout_size",
-               "extra_size", "num_seeds", "eval_limit", "grid_runs"} or key.endswith("_epochs"):
+               "extra_size", "num_seeds", "eval_limit", "grid_runs", "epoch_size"} or key.endswith("_epochs"):
         for v in each(value):
             if isinstance(v, int) and v < 0:
                 fail("must be >= 0")
@@ -69,6 +69,10 @@ def _check_range(step: str, key: str, value) -> None:
         for v in each(value):
             if not 0 <= v <= 1:
                 fail("alpha must be in [0, 1]")
+    if key == "preprocess" and value not in ("inception", "resize_crop"):
+        fail("must be 'inception' (TF-slim's central crop) or 'resize_crop'")
+    if key == "init" and value not in ("fresh", "trained"):
+        fail("must be 'fresh' (a new initialisation per seed) or 'trained' (the baseline student)")
     if key in {"temperature", "learning_rate"}:
         if value <= 0:
             fail("must be > 0")
