@@ -308,6 +308,27 @@ def frozen_point(*, out_path: str, data_dir: str, name: str, role: str, path: st
             "history": {}}
 
 
+def how_started(student: dict, teachers: list[dict]) -> str:
+    """Words for the baseline table's caption: trained from scratch, or from pretrained weights."""
+    if all(spec.get("weights", "none") == "none" and spec.get("arch") != "frozen" for spec in [student, *teachers]):
+        return "trained from scratch"
+    return "trained from their pretrained `weights` (a `frozen` teacher is used as it is)"
+
+
+def describe_baselines(table) -> str:
+    """The baseline chapter's sentence: the student's top-1, the best teacher's, and what the teacher cost."""
+    from lpirc.report import pct
+
+    s = table[table.role == "student"].iloc[0]
+    best = table[table.role == "teacher"].sort_values("val_top1").iloc[-1]
+    cost = ("was not trained here (a pretrained file used as it is)" if best.epochs == 0 else
+            f"costs {best.train_time_s / s.train_time_s:.1f}x the student's training time")
+    return (f"The student reaches **{pct(s.val_top1)}** validation and **{pct(s.holdout_top1)}** holdout top-1 in "
+            f"{s.train_time_s:.0f} s; the best teacher, {best.model}, reaches {pct(best.val_top1)} and "
+            f"{pct(best.holdout_top1)} ({100 * (best.val_top1 - s.val_top1):+.1f} points on validation) and {cost}. "
+            f"The holdout shift costs the student {100 * (s.val_top1 - s.holdout_top1):.1f} points.")
+
+
 def train_baselines(out_dir, data_dir, student: dict, teachers: list[dict], *, epochs: int, teacher_epochs: int,
                     batch_size: int, learning_rate: float, seed: int, scheduler: str | None = None):
     """The student (``student``: an architecture spec) and each teacher (a spec with a ``name``) trained
