@@ -6,8 +6,9 @@ when the session begins (``conftest.py``); these tests wait for them and check w
 
 Memory: the runner records each step's peak memory (its kernel and every process it starts) in
 run.json. On 10 N images the steps whose inputs grow must stay within 20% of their peak on N. At
-160 px the old in-memory splits would have added at least 460 MB for 10 N = 900 training images (uint8
-plus the float copy training makes), well over the 20% allowed."""
+160 px the old in-memory splits would have added, by estimate, about 700 MB to the baseline step on 10 N
+(1,500 images at 77 KB of uint8, 900 of them also as 307 KB of floats for training and again as Keras'
+tensor of those), against the 20% (about 400 MB) allowed."""
 from __future__ import annotations
 
 import json
