@@ -377,7 +377,8 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
     def take(lst, idx):
         return loaders.ImageList([lst.paths[i] for i in idx], lst.labels[idx], lst.classes, lst.layout)
 
-    if "holdout" not in lists and limits.get("holdout"):
+    carved = "holdout" not in lists and bool(limits.get("holdout"))
+    if carved:
         train = lists["train"]
         n = int(limits["holdout"])
         if n >= len(train.paths):
@@ -388,7 +389,7 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
         record["sources"]["holdout"] = f"{n} random images of {split_dirs['train']}, removed from train"
     for split, lst in lists.items():
         n = limits.get(split) or 0
-        if 0 < n < len(lst.paths) and not record["sources"][split].endswith("removed from train"):
+        if 0 < n < len(lst.paths) and not (carved and split == "holdout"):
             lists[split] = take(lst, np.sort(rng.permutation(len(lst.paths))[:n]))
     t0, checked = time.perf_counter(), 0
     for split in SPLITS:
@@ -402,8 +403,7 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
                 "them, or set skip_corrupt: true to skip and count such files")
         keep = np.flatnonzero(ok)
         paths, labels = [str(lst.paths[i]) for i in keep], np.asarray(lst.labels, np.int64)[keep]
-        with_ = {"paths": paths, "labels": labels.tolist()}
-        write_json(out_dir / f"{split}_list.json", with_)
+        write_json(out_dir / f"{split}_list.json", {"paths": paths, "labels": labels.tolist()})
         digest = stream.FolderSplit(paths, labels, resolution, preprocess).digest() if paths else array_digest(labels)
         record["splits"][split] = {"n": len(paths), "x_sha256": digest, "y_sha256": array_digest(labels),
                                    "skipped_corrupt": bad}

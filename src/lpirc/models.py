@@ -182,7 +182,9 @@ def fit_cosine(model: keras.Model, x_train, targets, *, loss, metrics, epochs: i
                      epochs=epochs, verbose=verbose)
     wall = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    images = epochs * (per_epoch * batch_size if not isinstance(x_train, np.ndarray) else len(x_train))
+    from lpirc import stream
+
+    images = epochs * (per_epoch * batch_size if stream.is_streamed(x_train) else len(x_train))
     return {"history": history, "train_time_s": wall, "images_per_s": images / wall if wall > 0 else float("nan")}
 
 

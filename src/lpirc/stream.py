@@ -84,7 +84,7 @@ def pipeline(paths, targets, size: int, *, train: bool, batch_size: int, preproc
 
     ``train``: reshuffled every epoch (the list of paths, not decoded images), augmented, and the last
     short batch dropped when there is more than one batch; otherwise in file order with ``preprocess``.
-    Decoding runs in parallel (AUTOTUNE) with deterministic order. ``skip_corrupt`` drops undecodable
+    Decoding runs in parallel (one file per core) with deterministic order. ``skip_corrupt`` drops undecodable
     files; without it the first one stops the pipeline (see :func:`guard`). ``model_input`` maps the
     images to the float [-1, 1] the project's models take."""
     tf = _tf()
