@@ -55,14 +55,14 @@ def colour_model(size: int, outputs: int, background: bool):
 def convert_tiny(model, mode: str, path: Path, io_type=None, size=None):
     """Convert with the project's converter, or with a given integer I/O type (uint8 for 'third-party')."""
     import tensorflow as tf
-    from lpirc import quantize
+    from lpirc import conversion
 
     if io_type is None:
-        rep = quantize.random_representative(model.input_shape[1:], 16)
-        return quantize.convert(model, mode, path, rep if mode == "int8" else None).path
+        rep = conversion.random_representative(model.input_shape[1:], 16)
+        return conversion.convert(model, mode, path, rep if mode == "int8" else None).path
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    rep = quantize.random_representative(model.input_shape[1:], 16)
+    rep = conversion.random_representative(model.input_shape[1:], 16)
     conv.representative_dataset = rep
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = io_type

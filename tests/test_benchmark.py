@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lpirc import device, models, profiler, projection, quantize, reference
+from lpirc import conversion, device, flatbuffer, models, profiler, projection, reference
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -16,16 +16,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def tiny_mobilenet(tmp_path_factory):
     m = models.mobilenet_v1(0.25, 64, 11)
     path = tmp_path_factory.mktemp("prof") / "mnv1.tflite"
-    quantize.convert(m, "int8", path, quantize.random_representative((64, 64, 3), 4))
+    conversion.convert(m, "int8", path, conversion.random_representative((64, 64, 3), 4))
     return m, path
 
 
 def test_profiler_units_and_macs_match_keras(tiny_mobilenet):
     m, path = tiny_mobilenet
-    ops = profiler.operators(path)
+    ops = flatbuffer.operators(path)
     units = profiler.keras_units(ops)
     assert units[:3] == ["conv1", "conv_dw_1", "conv_pw_1"] and "conv_pw_13" in units
-    keras_macs = models.macs_by_layer(m)
+    keras_macs = {layer.name: models.layer_macs(layer) for layer in m.layers if models.layer_macs(layer)}
     for op, unit in zip(ops, units):
         if unit in keras_macs:
             assert op["macs"] == keras_macs[unit], unit
@@ -35,7 +35,7 @@ def test_profiler_units_and_macs_match_keras(tiny_mobilenet):
 def test_profile_parts_add_up(tiny_mobilenet):
     _, path = tiny_mobilenet
     prof = profiler.profile(path, runs=15, warmup=2)
-    assert len(prof["ops"]) == len(profiler.operators(path))
+    assert len(prof["ops"]) == len(flatbuffer.operators(path))
     assert all(op["single_ms"] >= 0 for op in prof["ops"])
     assert 0 < prof["overhead_ms"] < prof["whole_ms"]
     # the two estimates land near the whole (loose bound: a noisy shared machine, few runs)
@@ -48,7 +48,7 @@ def test_single_op_submodel_reproduces_the_op(tiny_mobilenet):
     from ai_edge_litert.interpreter import Interpreter
 
     _, path = tiny_mobilenet
-    model = profiler.read(path)
+    model = flatbuffer.read(path)
     full = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True)
     full.allocate_tensors()
     inp = full.get_input_details()[0]
@@ -58,9 +58,9 @@ def test_single_op_submodel_reproduces_the_op(tiny_mobilenet):
     g = model.subgraphs[0]
     k = 4
     op = g.operators[k]
-    sub = Interpreter(model_content=profiler.to_bytes(profiler.submodel(model, [k])))
+    sub = Interpreter(model_content=flatbuffer.to_bytes(flatbuffer.submodel(model, [k])))
     sub.allocate_tensors()
-    act_inputs = [t for t in op.inputs if t >= 0 and not profiler._is_constant(model, g.tensors[t])]
+    act_inputs = [t for t in op.inputs if t >= 0 and not flatbuffer._is_constant(model, g.tensors[t])]
     for detail, t in zip(sub.get_input_details(), act_inputs):
         sub.set_tensor(detail["index"], full.get_tensor(t))
     sub.invoke()
@@ -79,10 +79,9 @@ def test_projection_recovers_a_known_law():
     assert np.median(np.abs(projection.leave_one_out(host, macs, noisy))) < 0.15
 
 
-def test_floor_and_macs_per_cycle():
+def test_macs_per_cycle():
     assert projection.macs_per_cycle(["avx2", "avx512f", "avx512_vnni"], "int8") == 64
     assert projection.macs_per_cycle(["avx2"], "float32") == 16
-    assert projection.floor_ms(64_000_000, 64, 1000) == pytest.approx(1.0)
     with pytest.raises(ValueError):
         projection.macs_per_cycle([], "int4")
 

@@ -1,60 +1,61 @@
-"""The built book in a real browser: tables have rows, images load, math renders, links resolve.
+"""The built book in a real browser: tables have rows, images load, math renders, links resolve, and a
+phone's width (390 px) hides nothing without saying so.
 
-Runs headless Chromium (Debian's `chromium`, installed by `make test`) over the smoke book, with the
-network unavailable (every request goes to a closed local port), at 1280 and 390 px wide. It reads
-the rendered DOM through --dump-dom after the page's scripts ran, and saves screenshots to
-_build/screenshots/ for a person to look at.
+One headless Chromium (Debian's `chromium`, installed by `make test`) serves every page at 1280 and
+390 px wide (tests/cdp.py drives it over the DevTools protocol on a pipe), with the network unavailable.
+After each page has loaded and MathJax has typeset it, a script reads the rendered DOM: image sizes,
+table rows, typeset equations, and every box that scrolls sideways with whether it shows a hint.
+Screenshots go to _build/screenshots/ for a person to look at.
 """
 import re
 import shutil
-import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from bookcheck import figure_problems, raw_reprs
+from cdp import CHROMIUM, Browser
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PAGES = [f"book/{n}.html" for n in ("index", "method", "reproduce", "glossary")] + [f"book/executed/{n}.html" for n in (
     "00_data", "01_baseline", "10_quantization", "20_factorization", "30_distillation", "40_open_images", "50_benchmark",
-    "60_stacked", "90_summary")]
-OFFLINE = "--proxy-server=127.0.0.1:9"        # nothing listens there: any network request fails
+    "60_stacked", "70_rule", "90_summary")]
+WIDTHS = (1280, 390)
 
-
-def chromium(*args, timeout=60):
-    profile = tempfile.mkdtemp()
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic", OFFLINE,
-           "--proxy-bypass-list=<-loopback>", f"--user-data-dir={profile}", *args]
-    try:
-        return subprocess.run(["timeout", str(timeout), *cmd], capture_output=True, text=True, timeout=timeout + 10)
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-# An image loaded iff naturalWidth > 0: the page script writes the verdicts into the DOM,
-# which --dump-dom then prints (virtual time lets the load events fire first).
-PROBE = """
-<script>
-window.addEventListener('load', () => {
-  const out = document.createElement('pre'); out.id = 'lpirc-probe';
-  const imgs = [...document.querySelectorAll('main img')];
-  const wide = [...document.querySelectorAll('main table')].filter(t => t.id === 'tbl-summary' ||
-      (t.closest('figure, div') && t.closest('figure, div').id === 'tbl-summary'));
+# What the page shows once its scripts ran: a box "scrolls" when its content is wider than it; it is
+# "hinted" when lpirc.js marked it (book/_static/lpirc.css then draws the hint); a caption is "clipped"
+# when part of it lies outside the box that holds it.
+PROBE = r"""(() => {
+  const main = document.querySelector('main') || document.body;
+  const vw = window.innerWidth;
+  const scrolls = el => [el, ...el.querySelectorAll('mjx-container')].some(e => e.scrollWidth > e.clientWidth + 1);
+  const scrollable = el => [el, ...el.querySelectorAll('mjx-container')].some(
+      e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowX));
   const box = t => t.closest('.pst-scrollable-table-container') || t.parentElement;
-  const text = [...document.querySelectorAll('main p, main li, main td, main th, main dd')].map(e => e.innerText).join('\\n');
-  out.textContent = JSON.stringify({
-    images: imgs.map(i => [i.getAttribute('src'), i.naturalWidth]),
-    tables: [...document.querySelectorAll('main table')].map(t => t.querySelectorAll('tbody tr').length),
-    math: [document.querySelectorAll('main .math').length, document.querySelectorAll('main .math mjx-container').length],
-    rawtex: /\\\\(?:frac|text|alpha|sum|times)\\b|\\\\\\[/.test(text),
-    summary_overflow: wide.map(t => box(t).scrollWidth - box(t).clientWidth),
+  const text = [...main.querySelectorAll('p, li, td, th, dd')].map(e => e.innerText).join('\n');
+  const tableBoxes = [...main.querySelectorAll('table')].map(t => {
+    const b = box(t), cap = t.querySelector('caption');
+    const br = b.getBoundingClientRect(), cr = cap ? cap.getBoundingClientRect() : null;
+    return {id: t.id || (t.closest('[id]') || {}).id || '', rows: t.querySelectorAll('tbody tr').length,
+            scrolls: scrolls(b), scrollable: scrollable(b), hinted: b.classList.contains('lpirc-scrolls'),
+            overflow: b.scrollWidth - b.clientWidth,
+            clipped: cr ? (cr.right > Math.min(br.right, vw) + 1 || cr.left < Math.max(br.left, 0) - 1) : false};
   });
-  document.body.appendChild(out);
-});
-</script>
-"""
+  const otherBoxes = [...main.querySelectorAll('div.math, figure')].map(b => ({
+    what: b.tagName.toLowerCase() + (b.id ? '#' + b.id : ''), scrolls: scrolls(b), scrollable: scrollable(b),
+    hinted: b.classList.contains('lpirc-scrolls')}));
+  return {
+    images: [...main.querySelectorAll('img')].map(i => [i.getAttribute('src'), i.naturalWidth]),
+    tables: tableBoxes,
+    boxes: otherBoxes,
+    captions: [...main.querySelectorAll('figcaption')].filter(c => c.getBoundingClientRect().right > vw + 1)
+                  .map(c => c.innerText.slice(0, 60)),
+    page_overflow: document.documentElement.scrollWidth - vw,
+    math: [main.querySelectorAll('.math').length, main.querySelectorAll('.math mjx-container').length],
+    rawtex: /\\(?:frac|text|alpha|sum|times)\b|\\\[/.test(text),
+  };
+})()"""
 
 
 class Links(HTMLParser):
@@ -69,22 +70,8 @@ class Links(HTMLParser):
                 self.hrefs.append(href)
 
 
-def probe(page: Path, tmp_path: Path, width: int = 1280) -> dict:
-    import json
-    copy = page.with_name(page.stem + ".probe.html")
-    html = page.read_text()
-    copy.write_text(html.replace("</body>", PROBE + "</body>"))
-    try:
-        r = chromium(f"--window-size={width},2400", "--virtual-time-budget=15000", "--dump-dom", copy.as_uri())
-    finally:
-        copy.unlink()
-    m = re.search(r'<pre id="lpirc-probe"[^>]*>(.*?)</pre>', r.stdout, re.S)
-    assert m, f"page script did not run on {page}: {r.stderr[-500:]}"
-    import html as _html
-    return json.loads(_html.unescape(m.group(1)))
-
-
-def check_page(html_root: Path, rel: str, tmp_path: Path, width: int = 1280) -> None:
+def check_static(html_root: Path, rel: str) -> None:
+    """What the page's HTML must satisfy whatever the width."""
     page = html_root / rel
     assert page.exists(), rel
     text = page.read_text()
@@ -94,16 +81,8 @@ def check_page(html_root: Path, rel: str, tmp_path: Path, width: int = 1280) -> 
         assert raw not in prose, f"a MyST directive or role left as raw text ({raw}) on {rel}"
     remote = re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="(https?://[^"]+)"', text)
     assert not remote, f"{rel} needs the network to display: {remote}"
-    result = probe(page, tmp_path, width)
-    assert result["images"] or "executed" not in rel or "60_stacked" in rel, f"no images on {rel}"   # stacked: tables only
-    for src, w in result["images"]:
-        assert w > 0, f"image {src} did not load on {rel} at {width} px"
-    n_math, n_rendered = result["math"]
-    assert n_rendered == n_math and not result["rawtex"], f"raw TeX on {rel} at {width} px (math {n_rendered}/{n_math})"
-    if width >= 1280:
-        assert all(o <= 1 for o in result["summary_overflow"]), f"the summary table scrolls sideways at {width} px"
-    if "executed" in rel:
-        assert result["tables"] and all(n > 0 for n in result["tables"]), f"empty table on {rel}: {result['tables']}"
+    assert not raw_reprs(text), f"a raw Python repr on {rel}: {raw_reprs(text)}"
+    assert not figure_problems(text), f"{rel}: {figure_problems(text)}"
     parser = Links()
     parser.feed(text)
     for href in parser.hrefs:
@@ -113,38 +92,77 @@ def check_page(html_root: Path, rel: str, tmp_path: Path, width: int = 1280) -> 
         assert target.exists(), f"broken link {href} on {rel}"
 
 
-def test_book_pages_in_chromium(smoke_book, tmp_path, root):
-    assert CHROMIUM, "chromium is not installed; .ci/run installs the Debian package 'chromium'"
+def check_page(browser: Browser, html_root: Path, rel: str, width: int, shot: Path | None = None) -> dict:
+    """Load ``rel`` at ``width`` px and check what a reader sees; returns the probe's findings."""
+    check_static(html_root, rel)
+    browser.open((html_root / rel).as_uri(), width)
+    result = browser.evaluate(PROBE)
+    if shot is not None:
+        browser.screenshot(shot)
+    where = f"{rel} at {width} px"
+    assert result["images"] or "executed" not in rel or "60_stacked" in rel, f"no images on {rel}"   # stacked: tables only
+    for src, w in result["images"]:
+        assert w > 0, f"image {src} did not load on {where}"
+    n_math, n_rendered = result["math"]
+    assert n_rendered == n_math and not result["rawtex"], f"raw TeX on {where} (math {n_rendered}/{n_math})"
+    if "executed" in rel:
+        rows = [t["rows"] for t in result["tables"]]
+        assert rows and all(n > 0 for n in rows), f"empty table on {rel}: {rows}"
+    assert result["page_overflow"] <= 1, f"the page itself scrolls sideways on {where} ({result['page_overflow']} px)"
+    for t in result["tables"]:
+        if t["scrolls"]:
+            assert t["scrollable"] and t["hinted"], f"table {t['id']} runs off its box without a scroll hint on {where}"
+        assert not t["clipped"], f"the caption of table {t['id']} is cut off on {where}"
+    for b in result["boxes"]:
+        if b["scrolls"]:
+            assert b["scrollable"] and b["hinted"], f"{b['what']} runs off its box without a scroll hint on {where}"
+    assert not result["captions"], f"figure captions run off the screen on {where}: {result['captions']}"
+    summary = [t for t in result["tables"] if t["id"] == "tbl-summary"]
+    if width >= 1280:
+        assert all(t["overflow"] <= 1 for t in summary), f"the summary table scrolls sideways at {width} px"
+    return result
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert CHROMIUM, "chromium is not installed; `make test` installs the Debian package 'chromium'"
+    with Browser() as b:
+        yield b
+
+
+def test_book_pages_in_chromium(smoke_book, browser, root):
     html_root, _ = smoke_book
     shots = root / "_build" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     for rel in PAGES:
-        for width in (1280, 390):
-            check_page(html_root, rel, tmp_path, width)
+        for width in WIDTHS:
             shot = shots / f"{Path(rel).stem}-{width}.png"
-            chromium(f"--window-size={width},2400", f"--screenshot={shot}", (html_root / rel).as_uri())
+            result = check_page(browser, html_root, rel, width, shot)
             assert shot.stat().st_size > 10_000
+            if rel.endswith("90_summary.html") and width < 600:
+                summary = [t for t in result["tables"] if t["id"] == "tbl-summary"]
+                assert summary and all(t["hinted"] for t in summary if t["scrolls"]), "the summary table at 390 px"
 
 
-def test_browser_check_catches_a_missing_figure_and_an_empty_table(smoke_book, tmp_path):
-    """The check must fail when a figure is removed or a table emptied (on a copy of the page)."""
-    assert CHROMIUM, "chromium is not installed"
+def test_browser_check_catches_what_it_is_for(smoke_book, browser, tmp_path):
+    """The check must fail when a figure's image is removed, a table emptied, or the scroll hints are
+    switched off at a phone's width (each on a copy of the summary page)."""
     html_root, _ = smoke_book
-    page = html_root / "book/executed/90_summary.html"
+    rel = "book/executed/90_summary.html"
+    page = html_root / rel
     broken_dir = tmp_path / "broken"
     shutil.copytree(html_root, broken_dir)
-    target = broken_dir / "book/executed/90_summary.html"
-    # remove the image file a figure points at
+    target = broken_dir / rel
     imgs = re.findall(r'<img[^>]+src="([^"]+)"', page.read_text())
     assert imgs
     (target.parent / imgs[0]).unlink()
     with pytest.raises(AssertionError, match="did not load"):
-        check_page(broken_dir, "book/executed/90_summary.html", tmp_path)
-    # empty a table's body
-    shutil.copy(page, target)
+        check_page(browser, broken_dir, rel, 1280)
     shutil.copytree(html_root / "_images", broken_dir / "_images", dirs_exist_ok=True)
     html = page.read_text()
-    emptied = re.sub(r"(<tbody>).*?(</tbody>)", r"\1\2", html, count=1, flags=re.S)
-    target.write_text(emptied)
+    target.write_text(re.sub(r"(<tbody>).*?(</tbody>)", r"\1\2", html, count=1, flags=re.S))
     with pytest.raises(AssertionError, match="empty table"):
-        check_page(broken_dir, "book/executed/90_summary.html", tmp_path)
+        check_page(browser, broken_dir, rel, 1280)
+    target.write_text(re.sub(r'<script[^>]+lpirc\.js[^>]*></script>', "", html))
+    with pytest.raises(AssertionError, match="without a scroll hint"):
+        check_page(browser, broken_dir, rel, 390)

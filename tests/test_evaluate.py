@@ -9,7 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import colour_images, colour_model, convert_tiny
-from lpirc import evaluate
+from lpirc import evaluate, tflite
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +23,14 @@ def test_project_models_score_perfectly(tmp_path, images, mode):
     path = convert_tiny(colour_model(16, 3, background=False), mode, tmp_path / f"m_{mode}.tflite")
     res = evaluate.evaluate_arrays(path, x, y, num_classes=3)
     assert res["top1"] == 1.0 and res["n"] == 30
-    clf = evaluate.TFLiteClassifier(path)
+    clf = tflite.TFLiteClassifier(path)
     assert clf.input_dtype == (np.float32 if mode == "float32" else np.int8)
 
 
 def test_uint8_model_with_background_class_and_other_input_size(tmp_path, images):
     x, y = images                                     # 16x16 images, model takes 24x24
     path = convert_tiny(colour_model(24, 4, background=True), "int8", tmp_path / "u8.tflite", io_type=tf.uint8)
-    clf = evaluate.TFLiteClassifier(path)
+    clf = tflite.TFLiteClassifier(path)
     assert clf.input_dtype == np.uint8 and clf.num_outputs == 4 and clf.height == 24
     res = evaluate.evaluate_arrays(path, x, y, num_classes=3)   # 4 outputs = background + 3
     assert res["top1"] == 1.0
@@ -70,5 +70,5 @@ def test_cli_eval_third_party_uint8_1001_on_ilsvrc_folder(tmp_path, root):
 def test_not_a_flatbuffer(tmp_path):
     p = tmp_path / "x.tflite"
     p.write_text("hello world, not a model")
-    with pytest.raises(evaluate.ModelFileError, match="not a TFLite flatbuffer"):
-        evaluate.TFLiteClassifier(p)
+    with pytest.raises(tflite.ModelFileError, match="not a TFLite flatbuffer"):
+        tflite.TFLiteClassifier(p)

@@ -2,12 +2,16 @@ import numpy as np
 import pytest
 
 from lpirc import factorize as F
-from lpirc import models
+from lpirc import models, runtime
+
+
+def weights_by_layer(model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
 
 
 @pytest.fixture(scope="module")
 def student():
-    models.set_seed(0)
+    runtime.set_seed(0)
     m = models.mobilenet_v1(0.25, 32, 10)
     rng = np.random.default_rng(0)
     for layer in m.layers:   # non-trivial batch-norm statistics, so exactness is tested for real
@@ -20,7 +24,8 @@ def test_full_rank_reproduces_the_model(student):
     x = np.random.default_rng(1).uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32)
     names = F.pointwise_layers(student)[-9:]
     fm, info = F.factorize(student, {n: F.RankSpec(fraction=1.0) for n in names})
-    assert F.relative_error(fm.predict(x, verbose=0), student.predict(x, verbose=0)) < 1e-5
+    out, ref = fm.predict(x, verbose=0), student.predict(x, verbose=0)
+    assert np.linalg.norm(out - ref) / np.linalg.norm(ref) < 1e-5
     assert all(i["rank"] == min(i["n_in"], i["n_out"]) for i in info.values())
 
 
@@ -45,11 +50,11 @@ def test_rank_specs_and_mac_arithmetic(student):
 def test_finetune_changes_only_the_factorized_layer(student):
     x = np.random.default_rng(2).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)
     y = np.random.default_rng(3).integers(0, 10, 64)
-    before = F.model_weights_snapshot(student)
+    before = weights_by_layer(student)
     tuned, info, log = F.finetune_layerwise(student, ["conv_pw_13"], F.RankSpec(fraction=0.25), x, y, x, y,
                                             epochs_per_layer=1, learning_rate=0.05, batch_size=16, verbose=0)
     init, _ = F.factorize(student, {"conv_pw_13": F.RankSpec(fraction=0.25)})
-    after = F.model_weights_snapshot(tuned)
+    after = weights_by_layer(tuned)
     for name, weights in before.items():
         if name == "conv_pw_13":
             continue

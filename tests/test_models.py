@@ -1,6 +1,6 @@
 import pytest
 
-from lpirc import models
+from lpirc import models, weights
 
 
 def test_mobilenet_v1_matches_published_size_and_compute():
@@ -23,10 +23,10 @@ def test_layer_names_follow_keras_applications():
 
 
 def test_teachers_build_and_differ_in_size():
-    small = models.build({"arch": "resnet", "depth": 8, "width": 16}, 10, 32)
-    big = models.build({"arch": "mobilenet_v1", "width_multiplier": 1.0}, 10, 32)
+    small = weights.build({"arch": "resnet", "depth": 8, "width": 16}, 10, 32)
+    big = weights.build({"arch": "mobilenet_v1", "width_multiplier": 1.0}, 10, 32)
     assert small.count_params() < big.count_params()
     with pytest.raises(ValueError, match="6n\\+2"):
         models.resnet(depth=9)
     with pytest.raises(ValueError, match="unknown arch"):
-        models.build({"arch": "vgg"}, 10, 32)
+        weights.build({"arch": "vgg"}, 10, 32)

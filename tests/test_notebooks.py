@@ -41,9 +41,15 @@ def code_lines(path) -> list[str]:
     return [line for c in nb["cells"] if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()]
 
 
+# a line of words, not of logic: a string literal (a figure's caption or alt text, a table's caption) alone
+PROSE = re.compile(r"""^\s*(?:(?:caption|alt)=)?[rf]?["']""")
+
+
 def test_notebooks_are_parameters_calls_and_tables():
-    """The experiments live in the package: at most 600 lines of notebook code, and no loop statement."""
-    assert sum(len(code_lines(p)) for p in NOTEBOOKS) <= 600
+    """The experiments live in the package: at most 650 lines of notebook logic (lines that are only the
+    words of a caption do not count: a figure's caption belongs beside the call that draws it), and no
+    loop statement."""
+    assert sum(1 for p in NOTEBOOKS for line in code_lines(p) if not PROSE.match(line)) <= 650
     for p in NOTEBOOKS:
         loops = [line for line in code_lines(p) if re.match(r"\s*(for|while)\b.*:\s*(#.*)?$", line)]
         assert not loops, f"{p.name} has a loop; a grid belongs in a package function: {loops}"
@@ -58,7 +64,8 @@ def test_technique_chapters_teach(name):
     assert "{literalinclude} ../../src/lpirc/" in method and ":pyobject:" in method
     assert "{download}`src/lpirc/" in method
     assert "## Summary" in text
-    assert text.count("{exercise}") >= 2 and text.count("{solution}") == text.count("{exercise}")
+    assert text.count("{exercise}") >= 2
+    assert text.count("{solution}") + text.count("{solution-start}") == text.count("{exercise}")
     assert text.index("## Method") < text.index("## Summary") < text.index("## Exercises")
 
 
@@ -93,3 +100,30 @@ def test_a_chapter_runs_by_hand(smoke_run):
     out = results / "by_hand" / "distillation"
     assert (out / "claims.json").exists() and (out / "tables" / "runs.csv").exists()
     assert not (results / "distillation" / "by_hand").exists()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_chapter_ends_with_a_takeaway_and_exercises(path):
+    """A "What to take away" section generated from the chapter's results (lpirc.takeaways.show), then at
+    least two exercises, each with a solution (a plain one, or one gated around a cell that computes it)."""
+    cells = json.loads(path.read_text())["cells"]
+    heads = [i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+             and "".join(c["source"]).lstrip().startswith("## What to take away")]
+    assert len(heads) == 1, "one '## What to take away' section"
+    nxt = cells[heads[0] + 1]
+    assert nxt["cell_type"] == "code" and "takeaways.show(" in "".join(nxt["source"]), "the takeaway is generated"
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    exercises = text.count("{exercise}")
+    assert exercises >= 2 and text.count("{solution}") + text.count("{solution-start}") == exercises
+    assert text.count("{solution-start}") == text.count("{solution-end}")
+    assert text.index("## What to take away") < text.index("## Exercises")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_figure_is_saved_with_a_caption_and_alt_text(path):
+    """StepContext.save_figure takes both as required keywords; the book turns them into a captioned figure."""
+    for c in json.loads(path.read_text())["cells"]:
+        src = "".join(c["source"])
+        if c["cell_type"] == "code" and "save_figure(" in src:
+            assert "caption=" in src and "alt=" in src, src[:200]
+            assert "mystnb" not in c.get("metadata", {}), "captions come from save_figure, not from cell metadata"

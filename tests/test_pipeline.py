@@ -116,3 +116,33 @@ def test_no_operator_beats_the_measured_peak(smoke_run):
     assert (ops.efficiency.dropna() <= 1).all(), ops[ops.efficiency > 1]
     for p in ("int8", "float32"):
         assert m["peak"][p]["gmacs_per_s"] > 0 and m["peak"][p]["method"].startswith("measured")
+
+
+def test_every_chapter_reads_well(smoke_book):
+    """In the built book: every figure has a caption and alt text that says what it shows, no raw Python
+    repr is on any page, every chapter has its takeaway and at least two exercises, and no solution
+    states in typed text a number the page does not show or a measured ratio's side of 1."""
+    import json
+
+    from bookcheck import figure_problems, leaked_values, raw_reprs, solution_problems
+
+    html_root, dst = smoke_book
+    pages = sorted((html_root / "book").rglob("*.html"))
+    chapters = [p for p in pages if p.parent.name == "executed"]
+    assert len(chapters) == len(steps.STEPS)
+    problems = {}
+    for page in pages:
+        html = page.read_text()
+        found = figure_problems(html) + [f"raw repr: {r}" for r in raw_reprs(html)]
+        if page in chapters:
+            found += solution_problems(html)
+            if 'id="what-to-take-away"' not in html:
+                found.append("no 'What to take away' section")
+            if html.count('class="exercise') < 2:
+                found.append("fewer than two exercises")
+        if found:
+            problems[page.name] = found
+    for step in steps.STEPS:
+        if leaked := leaked_values(json.loads((dst / "book" / "executed" / step.notebook).read_text())):
+            problems[step.notebook] = leaked
+    assert not problems, problems

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lpirc import distill, paths, runinfo
+from lpirc import data, distill, paths, runinfo
 from lpirc.results import write_json
 from lpirc.runner.config import resolve_parameters
 
@@ -40,8 +40,6 @@ def main() -> None:
     p = resolve_parameters(root, args.profile)[0]["distillation"]
     if args.seeds:
         p["seeds"] = args.seeds
-    from lpirc import data
-
     x_train, _ = data.load_split(data_dir, "train")
     logits = {t: distill.teacher_logits_file(models_dir / f"{t}.keras", x_train,
                                              results / "cache" / "teacher_logits")[0] for t in p["teachers"]}

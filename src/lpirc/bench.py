@@ -2,17 +2,33 @@
 
 The machines this runs on are shared and noisy: absolute times drift while ratios of models timed in
 alternation within one process stay stable (book page "How the measurements are made",
-book/method.md). So every comparison here interleaves the models run by run and reports medians and
-the ratio of medians.
+book/method.md). So every comparison here interleaves the models run by run, in a new random order
+each round (a model's place in the round otherwise biases it: two byte-identical files timed 10%
+apart), and reports medians and the ratio of medians.
+
+One process is one *session*. Ratios vary more between sessions (memory layout, the other load on
+the machine) than an interval computed inside one session admits, so :func:`timing_table` splits its
+rounds over several sessions, each a fresh process, and takes the session as the unit of its ratio
+intervals.
 """
 from __future__ import annotations
 
+import json
+import math
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+from scipy import stats
 
-from lpirc.evaluate import interpreter
+from lpirc.tflite import interpreter
+from lpirc.tfutil import native_stderr_to_log
+from lpirc.tfutil import tensorflow as _tf
+
+SESSIONS = 5     # timing sessions (fresh processes) a timing table's rounds are split over
 
 
 def _random_input(detail, rng):
@@ -45,12 +61,14 @@ def summarize(times_ms) -> dict:
 
 
 def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
-                time_budget_s: float | None = None, keep_times: bool = False) -> list[dict]:
-    """Time several models in alternation (A B C A B C ...) in one process.
+                time_budget_s: float | None = None, keep_times: bool = False, order_seed: int = 0) -> list[dict]:
+    """Time several models in alternation in one process, every round in a new random order
+    (B A C, C B A, ...; ``order_seed`` draws the orders).
 
     Each result has median/p10/p90 and ``ratio_to_first``: the ratio of medians to the first model,
-    plus ``ratio_ci95`` from a bootstrap over paired rounds. ``time_budget_s`` stops early (after at
-    least 10 rounds) so a grid of slow models stays within a step's budget.
+    plus ``ratio_ci95`` from a bootstrap over paired rounds (within this session only).
+    ``time_budget_s`` stops early (after at least 10 rounds) so a grid of slow models stays within a
+    step's budget.
     """
     if runs < 1:
         raise ValueError("runs must be >= 1")
@@ -58,10 +76,11 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
     for _ in range(warmup):
         for m in models:
             m.once()
+    rng = np.random.default_rng(order_seed)
     start = time.perf_counter()
     for r in range(runs):
-        for m in models:
-            m.times.append(m.once())
+        for i in rng.permutation(len(models)):
+            models[i].times.append(models[i].once())
         if time_budget_s and r >= 9 and time.perf_counter() - start > time_budget_s:
             break
     base = np.asarray(models[0].times)
@@ -77,24 +96,81 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
     return out
 
 
-def timing_table(files: dict, runs: int, warmup: int = 5) -> "pd.DataFrame":
-    """``files`` ({name: .tflite path}) timed interleaved; one row per name: the median (ms) with its 95%
-    interval, p10/p90, the ratio of medians to the first file and its 95% interval (paired BCa bootstrap)."""
-    import pandas as pd
+def _session(paths: list, runs: int, warmup: int, order_seed: int) -> list[list[float]]:
+    """One timing session (run in a fresh process by :func:`sessions`): every model's times."""
+    return [rec["times_ms"] for rec in interleaved(paths, runs=runs, warmup=warmup, keep_times=True,
+                                                    order_seed=order_seed)]
 
+
+def sessions(paths: list, runs: int, warmup: int = 5, count: int = SESSIONS) -> list[list[list[float]]]:
+    """``runs`` interleaved rounds split over ``count`` sessions, each a fresh single-threaded process
+    with its own random orders: [session][model] -> times (ms). One session runs in this process."""
+    paths = [str(p) for p in paths]
+    if count <= 1:
+        return [_session(paths, runs, warmup, 0)]
+    per = max(3, -(-runs // count))
+    out = []
+    for k in range(count):
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            out.append(pool.submit(_session, paths, per, warmup, k).result())
+    return out
+
+
+def session_ratio(per_session_ratios, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Ratio and interval with the session as the unit: the geometric mean of the sessions' ratios of
+    medians and a Student-t interval of their logarithms (a single session: no interval, NaN)."""
+    logs = np.log(np.asarray(per_session_ratios, float))
+    est = float(np.exp(logs.mean()))
+    if len(logs) < 2:
+        return est, math.nan, math.nan
+    half = stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs))
+    return est, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+
+
+def session_spread(per_session_ratios) -> float:
+    """How much one file's ratio moves from one timing session to the next: the SD of the logarithms of its
+    per-session ratios (a list, or the JSON text of a saved table's ``session_ratios`` cell); nan with fewer
+    than two sessions, 0 for the table's reference file."""
+    r = json.loads(per_session_ratios) if isinstance(per_session_ratios, str) else list(per_session_ratios)
+    return float(np.std(np.log(np.asarray(r, float)), ddof=1)) if len(r) > 1 else math.nan
+
+
+def with_session_ratios(frame):
+    """``frame`` (a saved timing table with its ``session_ratios`` column) with each row's ratio to the first
+    file and its 95% interval recomputed from the sessions (:func:`session_ratio`): latency_ratio,
+    ratio_ci_low, ratio_ci_high, for a table that kept only the per-session ratios."""
+    est = [session_ratio(json.loads(v) if isinstance(v, str) else v) for v in frame.session_ratios]
+    return frame.assign(latency_ratio=[e[0] for e in est], ratio_ci_low=[e[1] for e in est],
+                        ratio_ci_high=[e[2] for e in est])
+
+
+def timing_table(files: dict, runs: int, warmup: int = 5, count: int = SESSIONS) -> "pd.DataFrame":
+    """``files`` ({name: .tflite path}) timed interleaved in ``count`` sessions (:func:`sessions`); one row
+    per name: the median over all rounds (ms) with its 95% interval, p10/p90, and the ratio to the first
+    file with its 95% interval across sessions (:func:`session_ratio`; with one session, a paired BCa
+    bootstrap over that session's rounds, which leaves out the session-to-session variation)."""
     names = list(files)
-    timed = interleaved([files[n] for n in names], runs=runs, warmup=warmup, keep_times=True)
-    return pd.DataFrame([{"config": n, "latency_ms": t["median_ms"], "latency_ci_low": lo, "latency_ci_high": hi,
-                          "p10_ms": t["p10_ms"], "p90_ms": t["p90_ms"], "runs": t["runs"],
-                          "latency_ratio": t["ratio_to_first"], "ratio_ci_low": t["ratio_ci95"][0],
-                          "ratio_ci_high": t["ratio_ci95"][1]}
-                         for n, t in zip(names, timed) for lo, hi in [median_interval(t["times_ms"])]])
+    timed = sessions([files[n] for n in names], runs=runs, warmup=warmup, count=count)
+    rows = []
+    for i, n in enumerate(names):
+        pooled = np.concatenate([s[i] for s in timed])
+        ratios = [np.median(s[i]) / np.median(s[0]) for s in timed]
+        if len(timed) > 1:
+            ratio, lo_r, hi_r = session_ratio(ratios) if i else (1.0, 1.0, 1.0)
+        else:
+            ratio = float(ratios[0])
+            lo_r, hi_r = ratio_interval(timed[0][i], timed[0][0]) if i else (1.0, 1.0)
+        lo, hi = median_interval(pooled)
+        rows.append({"config": n, "latency_ms": float(np.median(pooled)), "latency_ci_low": lo, "latency_ci_high": hi,
+                     "p10_ms": float(np.percentile(pooled, 10)), "p90_ms": float(np.percentile(pooled, 90)),
+                     "runs": int(len(pooled)), "sessions": len(timed), "latency_ratio": ratio,
+                     "ratio_ci_low": lo_r, "ratio_ci_high": hi_r,
+                     "session_ratios": [float(r) for r in ratios]})
+    return pd.DataFrame(rows)
 
 
 def median_interval(times, confidence: float = 0.95, resamples: int = 9999) -> tuple[float, float]:
     """Interval of the median of ``times`` (scipy's bootstrap, percentile method: medians tie often)."""
-    from scipy import stats
-
     t = np.asarray(times, float)
     if len(t) < 3 or np.all(t == t[0]):
         return (float(np.median(t)), float(np.median(t)))
@@ -103,11 +179,11 @@ def median_interval(times, confidence: float = 0.95, resamples: int = 9999) -> t
     return (float(res.confidence_interval.low), float(res.confidence_interval.high))
 
 
-def add_timing(frame, runs: int, warmup: int = 5, column: str = "file"):
+def add_timing(frame, runs: int, warmup: int = 5, column: str = "file", count: int = SESSIONS):
     """``frame`` with the latency of each row's file (``column``; rows without one get nan) merged in:
     every file timed interleaved by :func:`timing_table`, the first file the reference of the ratios."""
     files = frame[column].dropna()
-    timing = timing_table(dict(zip(files, files)), runs=runs, warmup=warmup).rename(columns={"config": column})
+    timing = timing_table(dict(zip(files, files)), runs=runs, warmup=warmup, count=count).rename(columns={"config": column})
     cols = [column, "latency_ms", "latency_ci_low", "latency_ci_high", "latency_ratio", "ratio_ci_low", "ratio_ci_high"]
     return frame.merge(timing[cols], on=column, how="left")
 
@@ -115,8 +191,6 @@ def add_timing(frame, runs: int, warmup: int = 5, column: str = "file"):
 def ratio_interval(times, base, confidence: float = 0.95, resamples: int = 9999) -> tuple[float, float]:
     """Interval of median(times) / median(base) over paired rounds: scipy's BCa bootstrap, paired
     (a round's two timings are resampled together, as they were taken side by side)."""
-    from scipy import stats
-
     t, b = np.asarray(times, float), np.asarray(base, float)
     if len(t) < 3 or t is b or np.array_equal(t, b):
         r = float(np.median(t) / np.median(b))
@@ -131,3 +205,18 @@ def ratio_interval(times, base, confidence: float = 0.95, resamples: int = 9999)
                               method="percentile", random_state=0)
         lo, hi = res.confidence_interval
     return (float(lo), float(hi))
+
+
+def overhead_model(path: Path) -> Path:
+    """A one-operator float model (ADD of two scalars): its latency is the per-invoke overhead that
+    per-layer timing subtracts (lpirc.profiler) and peak-rate measurement discounts (lpirc.projection)."""
+    tf = _tf()
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
+    def f(x):
+        return x + 1.0
+
+    with native_stderr_to_log():
+        conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
+        Path(path).write_bytes(conv.convert())
+    return Path(path)

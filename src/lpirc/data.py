@@ -17,11 +17,19 @@ from __future__ import annotations
 import colorsys
 import dataclasses
 import hashlib
+import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+import skimage.data
 from PIL import Image, ImageDraw
+from tqdm import tqdm
+
+from lpirc import loaders, stream
+from lpirc.results import atomic_path, write_json
 
 CLASSES = ("circle", "square", "triangle", "star", "cross", "ring",
            "hexagon", "heart", "arrow", "crescent")
@@ -70,8 +78,6 @@ _SPLIT_INDEX = {name: i for i, name in enumerate(SPLITS)}
 # drawing
 def _load_photos(names) -> list[list[np.ndarray]]:
     """Each photo as RGB float32 in [0, 1], at several scales (so crops show coarse and fine texture)."""
-    import skimage.data
-
     photos = []
     for name in names:
         img = getattr(skimage.data, name)()
@@ -250,7 +256,6 @@ def generate_split(split: str, n: int, seed: int, progress: bool = False) -> tup
     images = np.empty((n, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
     iterator = range(n)
     if progress:
-        from tqdm import tqdm
         iterator = tqdm(iterator, desc=f"generating {split}", mininterval=2.0)
     for i in iterator:
         if style.out_of_vocabulary_prob and rng.random() < style.out_of_vocabulary_prob:
@@ -273,8 +278,6 @@ def array_digest(a: np.ndarray) -> str:
 
 def generate_dataset(out_dir: Path, sizes: dict[str, int], seed: int, progress: bool = True) -> dict:
     """Generate every split into ``out_dir`` (atomically per file) and return the dataset record."""
-    from lpirc.results import write_json
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     record = {"name": "embedded-shapes", "seed": seed, "image_size": IMAGE_SIZE,
@@ -288,8 +291,6 @@ def generate_dataset(out_dir: Path, sizes: dict[str, int], seed: int, progress: 
 
 def save_split(out_dir: Path, split: str, x: np.ndarray, y: np.ndarray) -> dict:
     """Write <split>_x.npy and <split>_y.npy atomically; return their size and digests."""
-    from lpirc.results import atomic_path
-
     for kind, arr in (("x", x), ("y", y)):
         with atomic_path(Path(out_dir) / f"{split}_{kind}.npy") as tmp:
             with open(tmp, "wb") as f:
@@ -300,16 +301,12 @@ def save_split(out_dir: Path, split: str, x: np.ndarray, y: np.ndarray) -> dict:
 def load_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images, labels) of one split of the data step's output: arrays for the embedded data, a
     streamed ``lpirc.stream.FolderSplit`` for imported folders (see :func:`import_folders`)."""
-    import json
-
     data_dir = Path(data_dir)
     listed = data_dir / f"{split}_list.json"
     if listed.exists():
-        from lpirc.stream import FolderSplit
-
         record = json.loads((data_dir / "dataset.json").read_text())
         files = json.loads(listed.read_text())
-        x = FolderSplit(files["paths"], files["labels"], record["image_size"], record["preprocess"],
+        x = stream.FolderSplit(files["paths"], files["labels"], record["image_size"], record["preprocess"],
                         record.get("epoch_size", 0))
         return x, x.labels
     xp, yp = data_dir / f"{split}_x.npy", data_dir / f"{split}_y.npy"
@@ -343,11 +340,6 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
     :func:`load_split` opens as a :class:`lpirc.stream.FolderSplit` at ``resolution`` with evaluation
     ``preprocess``; ``epoch_size`` caps the images one training epoch sees (0 = all).
     """
-    import time
-
-    from lpirc import loaders, stream
-    from lpirc.results import write_json
-
     stream.check_preprocess(preprocess)
     labels_files = labels_files or {}
     limits = limits or {}
@@ -416,8 +408,6 @@ def import_folders(out_dir: Path, split_dirs: dict[str, str], resolution: int,
 
 def load_splits(data_dir: Path, names=("train", "val", "holdout")) -> tuple[dict, list[str]]:
     """{split: (uint8 images, labels)} and the class names of a dataset folder (the data step's output)."""
-    import json
-
     data_dir = Path(data_dir)
     classes = json.loads((data_dir / "dataset.json").read_text())["classes"]
     return {name: load_split(data_dir, name) for name in names}, classes
@@ -426,8 +416,6 @@ def load_splits(data_dir: Path, names=("train", "val", "holdout")) -> tuple[dict
 def datasheet(record: dict, splits: dict, source: str):
     """The datasheet chapter's two tables: split sizes (with each image array's digest) and images per
     class per split (for the embedded extra pool, its hidden generator classes, shown for information)."""
-    import pandas as pd
-
     sizes = pd.DataFrame([{"split": s, "images": len(y), "labelled": bool((y >= 0).all()) if len(y) else False,
                            "image shape": "x".join(map(str, x.shape[1:])) if len(x) else "-",
                            "SHA-256 (first 12)": record["splits"][s]["x_sha256"][:12]} for s, (x, y) in splits.items()])

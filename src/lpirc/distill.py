@@ -11,10 +11,12 @@ alpha, temperature and seeds never runs a teacher twice.
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import numpy as np
 
+from lpirc.choices import INITS
 from lpirc.models import keras
 
 
@@ -129,17 +131,20 @@ def teacher_logits(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> t
 
 # --------------------------------------------------------------------------------------------------
 def train_student(model: keras.Model, x_train, y_train, logits_train, *, alpha: float, temperature: float,
-                  epochs: int, batch_size: int = 128, learning_rate: float = 1e-2, verbose: int = 2) -> dict:
-    """Train ``model`` (logits out) on the mixed loss with the project's recipe (models.fit_cosine)."""
+                  epochs: int, batch_size: int = 128, learning_rate: float = 1e-2, verbose: int = 2,
+                  validation: tuple | None = None) -> dict:
+    """Train ``model`` (logits out) on the mixed loss with the project's recipe (models.fit_cosine);
+    ``validation`` = (images, labels) adds top-1 after every epoch to the history ('val_top1')."""
     from lpirc.models import fit_cosine
 
     num_classes = model.output_shape[-1]
     if alpha > 0 and logits_train is None:
         raise ValueError("alpha > 0 needs teacher logits")
     targets = pack_targets(y_train, logits_train if alpha > 0 else None, num_classes)
+    val = None if validation is None else (validation[0], pack_targets(validation[1], None, num_classes))
     return fit_cosine(model, x_train, targets, loss=distillation_loss(alpha, temperature, num_classes),
                       metrics=[label_top1()], epochs=epochs, batch_size=batch_size,
-                      learning_rate=learning_rate, verbose=verbose)
+                      learning_rate=learning_rate, verbose=verbose, validation=val)
 
 
 def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, trained: dict):
@@ -148,8 +153,6 @@ def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, 
     ``trained``: the baseline step's record per teacher (params, MMACs, accuracy, training time). Returns
     (a DataFrame with one row per teacher: size, accuracy, training time, inference time per image, the
     time to label the split, whether the cache had it, agreement with the labels; {teacher: logits file})."""
-    import time
-
     import pandas as pd
 
     rows, files = [], {}
@@ -179,51 +182,49 @@ def expand_alpha0(runs, teachers):
     return pd.concat([runs[runs.teacher != "none"]] + [none.assign(teacher=t) for t in teachers], ignore_index=True)
 
 
-def paired_tests(frame, value: str, group: str, pair_on: str, reference=None) -> list[dict]:
-    """Paired t-tests of each group against ``reference`` (default: the best mean), paired on seeds."""
-    from scipy import stats
-
-    wide = frame.pivot_table(index=pair_on, columns=group, values=value)
-    means = wide.mean()
-    ref = reference if reference is not None else means.idxmax()
-    out = []
-    for g in wide.columns:
-        if g == ref:
-            continue
-        pair = wide[[ref, g]].dropna()
-        diff = pair[ref] - pair[g]
-        if len(pair) >= 2 and diff.std(ddof=1) > 0:
-            res = stats.ttest_rel(pair[ref], pair[g])
-            p = float(res.pvalue)
-        else:
-            p = float("nan")
-        out.append({"reference": ref, "other": g, "mean_difference": float(diff.mean()), "n_pairs": int(len(pair)),
-                    "p_value": p})
-    return out
-
-
 # --------------------------------------------------------------------------------------------------
 # the sweep: one pure task per (alpha, teacher, seed)
 def train_point(*, out_dir: str, data_dir: str, student_path: str, logits_path: str | None, alpha: float,
                 teacher: str, seed: int, temperature: float, epochs: int, batch_size: int, learning_rate: float,
-                representative_size: int, init: str = "fresh") -> dict:
-    """Train one student from ``student_path`` (``init``: see :func:`fresh_student`) on
-    the mixed loss, evaluate it as float and int8, write ``out_dir``/{student.keras, int8.tflite}.
+                representative_size: int, init: str = "trained", int8: bool = False,
+                budget: str = "equal epochs") -> dict:
+    """Train one student from ``student_path`` (``init``: see :func:`fresh_student`) on the mixed loss,
+    recording validation top-1 after every epoch (the learning curve); evaluate it as float (and as
+    int8 when ``int8``: a conversion costs more than a short training run, so only where a claim
+    reads int8); write ``out_dir``/student.keras.
 
     Inputs are files and numbers only, so the task runs the same in any process (lpirc.grid)."""
     from lpirc import data
 
+    clock = Clock()
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
     logits = np.load(logits_path) if logits_path else None
     model = fresh_student(student_path, seed, init)
+    clock.lap("build")
+    x_val, y_val = splits["val"]
     fit = train_student(model, x_train, y_train, logits, alpha=alpha, temperature=temperature, epochs=epochs,
-                        batch_size=batch_size, learning_rate=learning_rate, verbose=0)
-    row = finish_student(model, Path(out_dir), x_train, splits, len(classes), seed, representative_size)
-    return {"alpha": float(alpha), "teacher": teacher, "seed": int(seed), **row, "train_time_s": fit["train_time_s"]}
+                        batch_size=batch_size, learning_rate=learning_rate, verbose=0,
+                        validation=(x_val, y_val))
+    clock.lap("train")
+    row = finish_student(model, Path(out_dir), x_train, splits, len(classes), seed, representative_size, int8, clock)
+    curve = fit["history"].get("val_top1", [])
+    return {"alpha": float(alpha), "teacher": teacher, "seed": int(seed), "epochs": int(epochs), "budget": budget,
+            **row, "train_time_s": fit["train_time_s"], "val_curve": [float(v) for v in curve],
+            "timing_s": clock.laps}
 
 
-INITS = ("fresh", "trained")
+class Clock:
+    """Wall time of a task's phases: ``lap(name)`` records the time since the previous lap."""
+
+    def __init__(self):
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 def fresh_student(student_path, seed: int, init: str = "fresh"):
@@ -231,43 +232,92 @@ def fresh_student(student_path, seed: int, init: str = "fresh"):
     architecture of ``student_path`` with a new initialisation drawn from ``seed`` (the embedded book:
     seeds vary the start); 'trained' = ``student_path`` itself, weights and all (real data, as the
     entry distilled into Google's pretrained MobileNet; seeds then vary only the data order)."""
-    from lpirc import models
+    from lpirc import models, runtime
 
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    models.set_seed(seed)
+    runtime.set_seed(seed)
     model = models.load_model(student_path)
     return model if init == "trained" else keras.models.clone_model(model)
 
 
 def finish_student(model, out: Path, x_train, splits: dict, num_classes: int, seed: int,
-                   representative_size: int) -> dict:
-    """What every grid task ends with: float and int8 top-1 on ``splits``, the model and its int8 file
-    saved in ``out``, and a digest of the weights (equal digests: bit-identical models)."""
+                   representative_size: int, int8: bool = True, clock: "Clock | None" = None) -> dict:
+    """What every grid task ends with: float top-1 on ``splits`` (and int8 top-1 when ``int8``), the
+    model (and its int8 file) saved in ``out``, and a digest of the weights (equal digests:
+    bit-identical models). ``clock`` gets laps 'evaluate' and 'int8: convert and evaluate'."""
     from lpirc import evaluate, models, quantize
 
+    clock = clock or Clock()
     out.mkdir(parents=True, exist_ok=True)
-    rep = quantize.representative_dataset(x_train, representative_size, seed)
-    row = evaluate.float_and_int8_top1(model, out / "int8.tflite", rep, splits, num_classes)
+    row = {f"{name}_top1": models.evaluate_keras(model, x, y)["top1"] for name, (x, y) in splits.items()}
+    clock.lap("evaluate")
+    if int8:
+        rep = quantize.representative_dataset(x_train, representative_size, seed)
+        row.update({f"int8_{k}": v for k, v in evaluate.int8_top1(model, out / "int8.tflite", rep, splits,
+                                                                     num_classes).items()})
+        clock.lap("int8: convert and evaluate")
     models.save_model(model, out / "student.keras")
+    clock.lap("evaluate")
     return {**row, "weights_sha256": models.weights_digest(model)[:16], "model": str(out / "student.keras")}
+
+
+def equal_time_epochs(epochs: int, student_ms: float, light_ms: float, heavy_ms: float) -> int:
+    """Epochs the lighter teacher's student gets for the wall-clock the heavier teacher's student spends
+    in ``epochs``, when the teacher runs online every step as in the entry (per image: a student
+    training step plus a teacher forward pass), rounded to the nearest epoch."""
+    return max(1, int(round(epochs * (student_ms + heavy_ms) / (student_ms + light_ms))))
+
+
+def online_costs(student_path: Path, teacher_paths: dict, images, labels, n: int = 512, rounds: int = 5) -> dict:
+    """Milliseconds per image, measured in this process on the same ``n`` images, the median of
+    ``rounds`` rounds that alternate the measurements: one training epoch of the student (forward,
+    backward, update) and each teacher's forward pass; what a step costs when the teacher runs
+    online, as it did in the entry."""
+    from lpirc import models
+
+    x, y = images[:n], labels[:n]
+    student = models.load_model(student_path)
+    num_classes = student.output_shape[-1]
+    student.compile(optimizer=keras.optimizers.Adam(1e-4), loss=distillation_loss(0.5, 4.0, num_classes))
+    inputs = models.fit_inputs(x, pack_targets(y, None, num_classes), batch_size=128, train=True)
+    student.fit(**inputs, epochs=1, verbose=0)                       # traces the training step once
+    for path in teacher_paths.values():
+        teacher_predict(path, x[:64])                                # warm-up
+    times: dict[str, list] = {"student training step": [], **{name: [] for name in teacher_paths}}
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        student.fit(**inputs, epochs=1, verbose=0)
+        times["student training step"].append(time.perf_counter() - t0)
+        for name, path in teacher_paths.items():
+            t0 = time.perf_counter()
+            teacher_predict(path, x)
+            times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) / len(x) * 1000 for k, v in times.items()}
 
 
 def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[str, Path], *, alphas, seeds,
           temperature: float, epochs: int, batch_size: int, learning_rate: float, representative_size: int,
-          init: str = "fresh", scheduler: str | None = None, report: Path | None = None):
+          init: str = "trained", int8: bool = False, equal_time: dict | None = None, scheduler: str | None = None,
+          report: Path | None = None):
     """Every (alpha, teacher, seed) of the grid as a task on lpirc.grid; a DataFrame of rows.
 
-    alpha = 0 ignores the teacher, so it is trained once per seed (teacher 'none')."""
+    alpha = 0 ignores the teacher, so it is trained once per seed (teacher 'none'). ``equal_time`` =
+    {"teacher", "alpha", "epochs"} adds that teacher's students trained for ``epochs`` (the heavier
+    teacher's wall-clock, see :func:`equal_time_epochs`), marked budget 'equal wall-clock'. Every cell
+    uses the same seeds, so a seed gives the same data order in every arm (paired differences)."""
     import pandas as pd
 
     from lpirc.grid import run_grid
 
-    cells = [(0.0, "none")] + [(float(a), t) for t in logits_paths for a in alphas if a > 0]
-    points = [dict(out_dir=str(Path(out_dir) / f"a{a:g}_{t}_s{s}"), data_dir=str(data_dir),
+    cells = [(0.0, "none", epochs, "equal epochs")] + [(float(a), t, epochs, "equal epochs")
+                                                         for t in logits_paths for a in alphas if a > 0]
+    if equal_time:
+        cells.append((float(equal_time["alpha"]), equal_time["teacher"], int(equal_time["epochs"]), "equal wall-clock"))
+    points = [dict(out_dir=str(Path(out_dir) / f"a{a:g}_{t}_e{e}_s{s}"), data_dir=str(data_dir),
                    student_path=str(student_path), logits_path=str(logits_paths[t]) if t != "none" else None,
-                   alpha=a, teacher=t, seed=int(s), temperature=temperature, epochs=epochs, batch_size=batch_size,
-                   learning_rate=learning_rate, representative_size=representative_size, init=init)
-              for a, t in cells for s in seeds]
+                   alpha=a, teacher=t, seed=int(s), temperature=temperature, epochs=e, batch_size=batch_size,
+                   learning_rate=learning_rate, representative_size=representative_size, init=init, int8=int8,
+                   budget=b)
+              for a, t, e, b in cells for s in seeds]
     return pd.DataFrame(run_grid(train_point, points, label="distillation", scheduler=scheduler, report=report))
-

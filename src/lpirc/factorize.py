@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from lpirc import bench, data, evaluate, models, reference
+from lpirc.conversion import convert_architectures, convert_untrained, representative_dataset
+from lpirc.grid import run_grid
 from lpirc.models import keras
+from lpirc.runtime import set_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +74,21 @@ def svd_factors(kernel: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, 
     first = (u[:, :rank] * root)[None, None].astype(np.float32)
     second = (root[:, None] * vt[:rank])[None, None].astype(np.float32)
     return first, second, s
+
+
+def singular_value_energy(model, layers: list[str] | None = None):
+    """For each pointwise layer of ``model`` (all by default) and each rank r = 1..min(N, M): the share of
+    the kernel's squared singular values the top r keep ("energy"), i.e. how much of the layer a rank-r
+    factorization keeps before any fine-tuning. One row per layer x rank: layer, n_in, n_out, rank,
+    rank_fraction (r / min(N, M)), energy."""
+    rows = []
+    for name in layers or pointwise_layers(model):
+        kernel = model.get_layer(name).get_weights()[0]
+        s2 = np.linalg.svd(kernel[0, 0].astype(np.float64), compute_uv=False) ** 2
+        kept = np.cumsum(s2) / s2.sum()
+        rows += [{"layer": name, "n_in": int(kernel.shape[2]), "n_out": int(kernel.shape[3]), "rank": r + 1,
+                  "rank_fraction": (r + 1) / len(s2), "energy": float(e)} for r, e in enumerate(kept)]
+    return pd.DataFrame(rows)
 
 
 def pointwise_layers(model) -> list[str]:
@@ -138,29 +159,27 @@ def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, 
 
     Everything else is frozen, batch-norm statistics included (frozen BatchNormalization layers
     run in inference mode). ``on_snapshot(k, model, info, log)`` is called after k layers for each
-    k in ``snapshot_at``, so one pass yields every "last K layers" configuration.
+    k in ``snapshot_at``, so one pass yields every "last K layers" configuration. Each layer trains
+    on every device of the runtime's strategy (lpirc.models.compile_and_fit).
     Returns (model, info, log).
     """
-    from lpirc.models import fit_inputs
-
     snapshot_at = set(snapshot_at or [])
     current, info, log = model, {}, []
     if 0 in snapshot_at and on_snapshot:
         on_snapshot(0, current, {}, [])
-    val = fit_inputs(x_val, y_val, batch_size=512, train=False)
+    val = models.fit_inputs(x_val, y_val, batch_size=512, train=False)
     for k, name in enumerate(order, start=1):
         current, new_info = factorize(current, {name: rank[name] if isinstance(rank, dict) else rank})
         info.update(new_info)
         for layer in current.layers:
             layer.trainable = layer.name in (f"{name}_a", f"{name}_b")
-        current.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
+        current.compile(**_finetune_compile(learning_rate))
         before = current.evaluate(**val, verbose=0)[1]
         t0 = time.perf_counter()
         if epochs_per_layer > 0:
-            current.fit(**fit_inputs(x_train, y_train, batch_size=batch_size, train=True), epochs=epochs_per_layer,
-                        verbose=verbose)
+            models.compile_and_fit(current, **_finetune_compile(learning_rate), epochs=epochs_per_layer,
+                                   verbose=verbose, **models.fit_inputs(x_train, y_train, batch_size=batch_size,
+                                                                        train=True))
         after = current.evaluate(**val, verbose=0)[1]
         log.append({"k": k, "layer": name, "rank": new_info[name]["rank"], "val_top1_before_ft": float(before),
                     "val_top1_after_ft": float(after), "finetune_s": time.perf_counter() - t0})
@@ -171,13 +190,11 @@ def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, 
     return current, info, log
 
 
-def model_weights_snapshot(model) -> dict[str, list[np.ndarray]]:
-    return {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
-
-
-def relative_error(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
-
+def _finetune_compile(learning_rate: float) -> dict:
+    """Per-layer fine-tuning's optimizer (Adam at a constant rate), loss and metric."""
+    return {"optimizer": keras.optimizers.Adam(learning_rate),
+            "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            "metrics": [keras.metrics.SparseCategoricalAccuracy(name="top1")]}
 
 
 def greedy_select(candidates: list[dict], latency_target: float, accuracy_floor: float = 0.005,
@@ -222,15 +239,11 @@ def last_k_point(*, out_dir: str, data_dir: str, student_path: str, rank_fractio
     one at a time from the end (``conv_pw_13`` first), fine-tuning each new pair with everything else
     frozen. At each K of ``k_values`` the int8 file of the state reached ("after fine-tuning") and of the
     same K layers truncated at once with no training ("no FT") are written to ``out_dir`` and evaluated."""
-    from pathlib import Path
-
-    from lpirc import data, evaluate, models, quantize
-
-    models.set_seed(seed)
+    set_seed(seed)
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
     x_ft, y_ft = finetune_subset(x_train, y_train, finetune_size, seed)
-    rep = quantize.representative_dataset(x_train, representative_size, seed)
+    rep = representative_dataset(x_train, representative_size, seed)
     student = models.load_model(student_path)
     order = pointwise_layers(student)[::-1]
     out, rows = Path(out_dir), []
@@ -258,19 +271,12 @@ def sweep_last_k(out_dir, data_dir, student_path, *, k_values, rank_fractions, f
     """"The last K pointwise layers at rank fraction f" for every K and f: one grid task per f
     (:func:`last_k_point`), plus the unfactorized student's int8 row. Returns (sweep, per-layer log) DataFrames;
     the ``file`` column holds each configuration's int8 file."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from lpirc import data, evaluate, models, quantize
-    from lpirc.grid import run_grid
-
     out_dir = Path(out_dir)
     splits, classes = data.load_splits(Path(data_dir))
     x_train, _ = splits.pop("train")
     student = models.load_model(student_path)
     base_file = out_dir / "unfactorized.tflite"
-    base = evaluate.int8_top1(student, base_file, quantize.representative_dataset(x_train, representative_size, seed),
+    base = evaluate.int8_top1(student, base_file, representative_dataset(x_train, representative_size, seed),
                               splits, len(classes))
     rows = [{"config": "unfactorized", "K": 0, "rank_fraction": 1.0, "MMACs": models.count_macs(student) / 1e6,
              "params": student.count_params(), "val_top1_before_ft": base["val_top1"],
@@ -294,18 +300,12 @@ def latency_candidates(arch_spec: dict, student_path, data_dir, out_dir, *, laye
     """Every (layer, rank fraction) of ``layers`` x ``rank_fractions`` factorized alone: its latency saving on
     the architecture (int8, timed interleaved with the unfactorized file) and its accuracy cost on the
     student (float, no fine-tuning). The input of :func:`greedy_select`."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from lpirc import bench, data, models, quantize
-
     out_dir = Path(out_dir)
     jobs = [{**arch_spec, "precision": "int8", "seed": seed, "factorized": {}, "config": "unfactorized",
              "path": str(out_dir / "unfactorized.tflite")}]
     jobs += [{**arch_spec, "precision": "int8", "seed": seed, "factorized": {n: float(f)}, "config": f"{n}_r{f:g}",
               "path": str(out_dir / f"{n}_r{f:g}.tflite")} for n in layers for f in rank_fractions]
-    converted = quantize.convert_architectures(jobs, label="candidates", scheduler=scheduler, task=convert_config)
+    converted = convert_architectures(jobs, label="candidates", scheduler=scheduler, task=convert_config)
     timed = bench.interleaved([j["path"] for j in converted], runs=runs, warmup=5)
     student = models.load_model(student_path)
     x_val, y_val = data.load_split(Path(data_dir), "val")
@@ -323,11 +323,7 @@ def finetune_choice(*, out_path: str, data_dir: str, student_path: str, choice: 
                     epochs_per_layer: int, learning_rate: float, batch_size: int, representative_size: int) -> dict:
     """A pure task: the student with ``choice`` ({layer: rank fraction}) factorized and fine-tuned layer by
     layer from the network's end, as :func:`last_k_point` does; its int8 top-1 and file."""
-    from pathlib import Path
-
-    from lpirc import data, evaluate, models, quantize
-
-    models.set_seed(seed)
+    set_seed(seed)
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
     student = models.load_model(student_path)
@@ -336,7 +332,7 @@ def finetune_choice(*, out_path: str, data_dir: str, student_path: str, choice: 
                                        *finetune_subset(x_train, y_train, finetune_size, seed), *splits["val"],
                                        epochs_per_layer=epochs_per_layer, learning_rate=learning_rate,
                                        batch_size=batch_size, verbose=0)
-    acc = evaluate.int8_top1(model, out_path, quantize.representative_dataset(x_train, representative_size, seed),
+    acc = evaluate.int8_top1(model, out_path, representative_dataset(x_train, representative_size, seed),
                              splits, len(classes))
     return {**acc, "MMACs": models.count_macs(model) / 1e6, "finetune_s": sum(r["finetune_s"] for r in log),
             "file": str(out_path)}
@@ -346,11 +342,9 @@ def convert_config(*, width_multiplier: float, resolution: int, classes: int, pr
                    factorized: dict, config: str, seed: int = 0) -> dict:
     """A pure task: MobileNet v1 with random weights, ``factorized`` ({layer: rank fraction}) applied,
     converted to ``precision`` at ``path``."""
-    from lpirc import models, quantize
-
     model, _ = factorize(models.mobilenet_v1(width_multiplier, resolution, classes),
                          {n: RankSpec(fraction=f) for n, f in factorized.items()})
-    return {"config": config, "factorized": factorized, **quantize.convert_untrained(model, precision, path, seed)}
+    return {"config": config, "factorized": factorized, **convert_untrained(model, precision, path, seed)}
 
 
 def time_configs(arch_spec: dict, configs: dict, out_dir, *, runs: int, seed: int, scheduler: str | None = None):
@@ -358,13 +352,9 @@ def time_configs(arch_spec: dict, configs: dict, out_dir, *, runs: int, seed: in
     to the architecture ``arch_spec`` (width_multiplier, resolution, classes; random weights), converted to
     int8 and timed interleaved. One row per name: MMACs, MAC and latency ratios to the first, the
     latency ratio's 95% interval, the file."""
-    from pathlib import Path
-
-    from lpirc import bench, quantize
-
     jobs = [{**arch_spec, "precision": "int8", "seed": seed, "factorized": c, "config": name,
              "path": str(Path(out_dir) / f"{name}_int8.tflite")} for name, c in configs.items()]
-    converted = quantize.convert_architectures(jobs, label="architecture configurations", scheduler=scheduler,
+    converted = convert_architectures(jobs, label="architecture configurations", scheduler=scheduler,
                                                task=convert_config)
     table = bench.timing_table({j["config"]: j["path"] for j in converted}, runs=runs)
     table.insert(1, "MMACs", [j["macs"] / 1e6 for j in converted])
@@ -404,3 +394,38 @@ def describe_choice(chosen: dict, predicted: float, measured, versus: dict | Non
     return text + (f"The most accurate uniform configuration at most as slow, {versus['uniform']} "
                    f"({versus['uniform_latency_ratio']:.3f}x), reaches {100 * versus['uniform_val_top1']:.1f}%: a difference "
                    f"of {versus['difference_points']:+.2f} points [{lo:+.2f}, {hi:+.2f}] (95% interval, one seed each).")
+
+
+def energy_kept(energy, fraction: float, layers: list[str] | None = None):
+    """The energy (share of squared singular values) each layer keeps at ``fraction`` of its full rank,
+    from :func:`singular_value_energy`'s table, resolving the rank as :class:`RankSpec` does."""
+    g = energy if layers is None else energy[energy.layer.isin(layers)]
+    rows = {}
+    for layer, rows_l in g.groupby("layer", sort=False):
+        r = RankSpec(fraction=fraction).resolve(int(rows_l.n_in.iloc[0]), int(rows_l.n_out.iloc[0]))
+        rows[layer] = float(rows_l.loc[rows_l["rank"] == r, "energy"].iloc[0])
+    return pd.Series(rows, name=f"energy at rank fraction {fraction:g}")
+
+
+def describe_break_even(arch) -> str:
+    """Where factorizing stops saving MACs, measured: the factorized configuration of ``arch`` (rows of the
+    architecture's timing table, :func:`time_configs`) whose MAC ratio is nearest 1 (rank fraction 0.5 on square layers), and whether its
+    latency ratio's 95% interval lies above 1, below 1, or includes it."""
+    fact = arch[(arch.config != "unfactorized") & arch["MAC ratio"].notna()]
+    if not len(fact):
+        return "No factorized configuration was timed in this run."
+    r = fact.iloc[int((fact["MAC ratio"] - 1).abs().to_numpy().argmin())]
+    lo, hi = r.ratio_ci_low, r.ratio_ci_high
+    where = ("above 1: at equal MACs the pair costs more time than the layer it replaced" if lo > 1 else
+             "below 1: even at nearly equal MACs the pair runs faster on this host" if hi < 1 else
+             "and its interval includes 1: at nearly equal MACs no difference in time can be told")
+    return (f"In this run, {r.config} has {r['MAC ratio']:.3f}x the MACs of the unfactorized model and runs at "
+            f"{r.latency_ratio:.3f}x [{lo:.3f}, {hi:.3f}] its latency (95% interval across timing sessions), {where}. "
+            "MACs alone do not predict latency, which is why every configuration is timed.")
+
+
+def knee_ratio(arch_spec: dict, knee_ms: float = 30.0) -> float | None:
+    """The latency ratio at which the architecture, projected by ratio transfer from Google's published int8
+    Pixel 2 latency, reaches the challenge's ``knee_ms``; None without a published figure."""
+    published = reference.pixel2_ms(arch_spec["width_multiplier"], arch_spec["resolution"], "int8")
+    return knee_ms / published if published == published and published > 0 else None

@@ -21,13 +21,15 @@ import http.client
 import io
 import re
 import socket
-import tarfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tqdm import tqdm
+
 from lpirc.loaders import DataError
+from lpirc.results import write_json
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 IMAGE_LISTS = {
@@ -168,7 +170,6 @@ def fetch_images(rows: list[dict], dest: Path, workers: int = 8, retries: int = 
     report = FetchReport(dest=dest, requested=len(rows))
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=len(rows), desc="fetching images", unit="img")
     with cf.ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = {pool.submit(_fetch_one, row, dest, retries, backoff_s, timeout): row["ImageID"] for row in rows}
@@ -199,26 +200,5 @@ def fetch_open_images(split: str, limit: int, dest: Path, image_list: str | None
         raise DataError("--limit must be >= 1")
     rows = read_image_list(image_list or IMAGE_LISTS[split], limit)
     report = fetch_images(rows, dest, **kwargs)
-    from lpirc.results import write_json
     write_json(Path(dest) / "fetch_report.json", report.to_dict())
     return report
-
-
-def safe_extract(archive: Path, dest: Path) -> list[Path]:
-    """Extract a tar archive, refusing any member whose path (or link) would leave ``dest``."""
-    dest = Path(dest).resolve()
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-        for m in members:
-            target = (dest / m.name).resolve()
-            if not target.is_relative_to(dest) or m.name.startswith("/"):
-                raise DataError(f"refusing to extract {archive}: member {m.name!r} would be written outside {dest}")
-            if m.issym() or m.islnk():
-                link = (target.parent / m.linkname).resolve()
-                if not link.is_relative_to(dest):
-                    raise DataError(f"refusing to extract {archive}: link {m.name!r} points outside {dest}")
-            if m.isdev():
-                raise DataError(f"refusing to extract {archive}: device file {m.name!r}")
-        tar.extractall(dest, members=members, filter="data")
-    return [dest / m.name for m in members if m.isfile()]

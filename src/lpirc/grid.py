@@ -1,4 +1,5 @@
-"""Running a grid of independent tasks (seeds x alphas x teachers, ...) serially or on Dask.
+"""Running a grid of independent tasks (seeds x alphas x teachers, ...): serially, on a process pool
+(the default) or on Dask.
 
 Every experiment of the book is a grid of training runs that do not depend on each other. A grid
 point is a *pure task*: a module-level function called with keyword arguments that are file paths
@@ -22,11 +23,24 @@ op determinism and the same thread count everywhere (see :data:`TASK_THREADS`).
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import multiprocessing
 import os
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import as_completed as futures_completed
 from pathlib import Path
 from typing import Callable
+
+import cloudpickle
+from distributed import Client, LocalCluster, as_completed, performance_report
+from tqdm.auto import tqdm
+
+from lpirc.tfutil import tensorflow as _tf
+
+import psutil
 
 # Threads per task for TensorFlow's intra- and inter-op pools. One everywhere, serial included: the
 # tasks of a grid are the parallelism, and a fixed count keeps float summation order, hence results,
@@ -71,8 +85,7 @@ def check_scheduler(scheduler: str) -> str:
 
 def configure_threads(threads: int = TASK_THREADS) -> None:
     """Set TensorFlow's thread pools, if TensorFlow has not run anything yet in this process."""
-    import tensorflow as tf
-
+    tf = _tf()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -81,9 +94,22 @@ def configure_threads(threads: int = TASK_THREADS) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+_TASKS_RUN = [0]     # tasks this process has run (the first one pays for starting the worker)
+
+
 def _call(task: Callable, point: dict) -> dict:
+    """Run one task; its row gains ``timing_s['start']``: for a worker's first task, the time from the
+    process's creation through TensorFlow's import and set-up, else the set-up alone (what a task
+    spends before its own work)."""
+    t0 = time.perf_counter()
+    created = time.time() - psutil.Process().create_time() if not _TASKS_RUN[0] else 0.0
     configure_threads()
-    return task(**point)
+    start = created + time.perf_counter() - t0
+    row = task(**point)
+    _TASKS_RUN[0] += 1
+    if isinstance(row, dict):
+        row["timing_s"] = {"start": start, **row.get("timing_s", {})}
+    return row
 
 
 def _worker_init() -> None:
@@ -91,8 +117,6 @@ def _worker_init() -> None:
 
 
 def _call_pickled(blob: bytes) -> dict:
-    import cloudpickle
-
     task, point = cloudpickle.loads(blob)
     return _call(task, point)
 
@@ -103,18 +127,12 @@ def _pool(task, points, label, progress, workers: int):
 
     Not in this process: TensorFlow here may already run with another thread count, and a different
     thread count changes float summation order, hence trained weights."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    import cloudpickle
-    from tqdm.auto import tqdm
-
     rows, failures = [None] * len(points), []
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_worker_init) as pool:
         futures = {pool.submit(_call_pickled, cloudpickle.dumps((task, point))): i for i, point in enumerate(points)}
         with tqdm(total=len(points), desc=label, unit="task", disable=not progress) as bar:
-            for future in as_completed(futures):
+            for future in futures_completed(futures):
                 i = futures[future]
                 try:
                     rows[i] = future.result()
@@ -125,20 +143,12 @@ def _pool(task, points, label, progress, workers: int):
 
 
 def _local_cluster():
-    from distributed import LocalCluster
-
     workers = max(1, os.cpu_count() or 1)
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=WORKER_ENV,
                         dashboard_address=":0", silence_logs=40)
 
 
 def _dask(task, points, label, progress, scheduler, report):
-    import contextlib
-    import logging
-
-    from distributed import Client, as_completed, performance_report
-    from tqdm.auto import tqdm
-
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
         logging.getLogger(name).setLevel(logging.WARNING)      # their INFO lines would flood the chapter
 

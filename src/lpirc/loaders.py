@@ -1,15 +1,16 @@
-"""Real image data: ImageNet-style validation folders and class-per-subfolder folders.
+"""Real image data: listing ImageNet-style validation folders, class-per-subfolder folders and
+unlabeled folders (decoding and preprocessing them is lpirc.stream's), and the errors bad data raises.
 
-Two layouts are read:
+Three layouts are read:
 
 * **ILSVRC2012**: a folder of images plus a ground-truth file with one ``FILENAME LABEL`` line per
   image (``ILSVRC2012_val_00000001.JPEG 65``), labels 0..999 in sorted-synset order. Models with
   1001 outputs (background first, as the challenge's and Google's hosted MobileNets) are handled at
   evaluation time by dropping output 0.
 * **image folder**: one subfolder per class, classes indexed in sorted order.
+* **unlabeled**: any images under a folder (the pretraining pool).
 
-Preprocessing is the standard ImageNet evaluation recipe: resize the shorter side to
-round(S / 0.875), then center-crop S x S.
+Evaluation keeps the central 87.5% of each side (:data:`CENTRAL_FRACTION`, lpirc.stream).
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".ppm"}
 CENTRAL_FRACTION = 0.875
@@ -37,23 +37,6 @@ class ImageList:
     labels: np.ndarray      # int64, -1 when unknown
     classes: list[str]
     layout: str
-
-
-def preprocess(path: Path, size: int) -> np.ndarray:
-    """Decode, resize the shorter side to round(size / 0.875) and center-crop; uint8 (size, size, 3)."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            w, h = im.size
-            short = round(size / CENTRAL_FRACTION)
-            scale = short / min(w, h)
-            im = im.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BILINEAR)
-            w, h = im.size
-            left, top = (w - size) // 2, (h - size) // 2
-            return np.asarray(im.crop((left, top, left + size, top + size)), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise CorruptImageError(f"cannot decode image {path}: {exc}. Remove or replace the file, "
-                                f"or pass --skip-corrupt to skip and count such files") from exc
 
 
 def read_ilsvrc(folder: Path, labels_file: Path) -> ImageList:
@@ -109,26 +92,3 @@ def read_unlabeled_folder(folder: Path) -> ImageList:
     if not paths:
         raise DataError(f"{folder} holds no images")
     return ImageList(paths, np.full(len(paths), -1, dtype=np.int64), [], "unlabeled")
-
-
-def load_images(image_list: ImageList, size: int, limit: int | None = None, skip_corrupt: bool = False,
-                progress: bool = False) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """(images uint8 (n, size, size, 3), labels, skipped paths). Corrupt files raise unless skipped."""
-    paths, labels = image_list.paths, image_list.labels
-    if limit:
-        paths, labels = paths[:limit], labels[:limit]
-    images, kept, skipped = [], [], []
-    iterator = enumerate(paths)
-    if progress:
-        from tqdm import tqdm
-        iterator = tqdm(iterator, total=len(paths), desc="decoding images", mininterval=2.0)
-    for i, path in iterator:
-        try:
-            images.append(preprocess(path, size))
-            kept.append(i)
-        except CorruptImageError:
-            if not skip_corrupt:
-                raise
-            skipped.append(path)
-    arr = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return arr, labels[kept], skipped

@@ -6,13 +6,15 @@ import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import yaml
 
+from lpirc.data import array_digest
 from lpirc.loaders import DataError
+from lpirc.paths import project_root
 
 
 def manifest_dir() -> Path:
-    from lpirc.paths import project_root
     return project_root() / "data_manifest"
 
 
@@ -93,9 +95,6 @@ def verify(name: str, path: Path) -> Report:
 
 
 def _verify_embedded(path: Path, layout: dict, report: Report) -> None:
-    import numpy as np
-    from lpirc.data import array_digest
-
     record_path = path / "dataset.json"
     if not record_path.exists():
         report.problems.append("dataset.json missing; regenerate with lpirc run --only data")

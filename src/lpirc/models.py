@@ -1,18 +1,25 @@
-"""Model builders (MobileNet v1 student and teachers), the training recipe, and MAC counting.
+"""Networks: the builders (MobileNet v1 student and teachers), MAC counting, the training recipe (on
+every device of the runtime's strategy), prediction, saving and loading.
 
 Everything uses Keras 2 through ``tf_keras``: tensorflow-model-optimization's QAT rejects Keras 3
 models (book/method.md, "One Keras"). Layer names follow ``keras.applications.MobileNet`` (conv1, conv_dw_N,
 conv_pw_N, ..._bn, ..._relu) so later chapters can address layers by name.
 
-Every model takes images mapped to [-1, 1] (``lpirc.data.to_model_input``) and returns logits.
+Every model takes images mapped to [-1, 1] (``lpirc.data.to_model_input``) and returns logits. A model
+built from a spec with pretrained weights is lpirc.weights'.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
+from lpirc import runtime, stream
+from lpirc.data import to_model_input
+from lpirc.results import atomic_path
 from lpirc.tfutil import quiet_tensorflow
 
 quiet_tensorflow()  # imports TensorFlow with its native start-up log lines muted
@@ -81,26 +88,6 @@ def resnet(depth: int = 8, width: int = 32, resolution: int = 32, classes: int =
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}_w{width}")
 
 
-def build(spec: dict, classes: int, resolution: int) -> keras.Model:
-    """Build from a parameter dict such as {"arch": "mobilenet_v1", "width_multiplier": 0.25}.
-
-    A ``weights`` entry chooses the start: "none" (default), "imagenet" or a .keras/.h5/.tflite path
-    (lpirc.weights)."""
-    from lpirc import weights
-
-    arch = spec.get("arch")
-    if arch == "mobilenet_v1":
-        model = mobilenet_v1(spec.get("width_multiplier", 1.0), resolution, classes)
-    elif arch == "resnet":
-        model = resnet(spec.get("depth", 8), spec.get("width", 32), resolution, classes)
-    elif arch == "frozen":
-        raise ValueError(f"a frozen model ({spec.get('path')}) is a file used as it is, not built; "
-                         "it can only be a teacher")
-    else:
-        raise ValueError(f"unknown arch {arch!r}; expected 'mobilenet_v1', 'resnet' or (teachers) 'frozen'")
-    return weights.apply(model, spec.get("weights", "none"), spec, classes, resolution)
-
-
 # --------------------------------------------------------------------------------------------------
 # MACs and parameters
 def layer_macs(layer) -> int:
@@ -123,30 +110,13 @@ def count_macs(model: keras.Model) -> int:
     return sum(layer_macs(layer) for layer in model.layers)
 
 
-def macs_by_layer(model: keras.Model) -> dict[str, int]:
-    return {layer.name: m for layer in model.layers if (m := layer_macs(layer))}
-
-
 # --------------------------------------------------------------------------------------------------
 # training
-def set_seed(seed: int) -> None:
-    """Seed Python, numpy and TensorFlow, and make TensorFlow's ops deterministic unless
-    ``$LPIRC_DETERMINISM`` says otherwise (``auto``, the default: on without a GPU, off with one,
-    where it slows cuDNN and makes some ops raise; ``1`` / ``0`` force it; lpirc.accelerators)."""
-    from lpirc import accelerators
-
-    keras.utils.set_random_seed(seed)
-    accelerators.configure(os.environ.get("LPIRC_DETERMINISM", "auto"))
-
-
 def fit_inputs(x, targets, *, batch_size: int, train: bool) -> dict:
     """Keras ``fit`` / ``evaluate`` arguments for images ``x`` and their ``targets``: an in-memory uint8
     array is mapped to [-1, 1] whole (the embedded data); a streamed ``lpirc.stream.FolderSplit``
     becomes a tf.data pipeline (real data; ``train``: augmented, reshuffled, repeated, ``epoch_size``
     images per epoch)."""
-    from lpirc import stream
-    from lpirc.data import to_model_input
-
     if not stream.is_streamed(x):
         return {"x": to_model_input(x), "y": targets, "batch_size": batch_size, **({"shuffle": True} if train else {})}
     if not train:
@@ -157,35 +127,69 @@ def fit_inputs(x, targets, *, batch_size: int, train: bool) -> dict:
 
 
 def steps_per_epoch(x, batch_size: int) -> int:
-    from lpirc import stream
-
     return x.steps_per_epoch(batch_size) if stream.is_streamed(x) else int(np.ceil(len(x) / batch_size))
+
+
+def _made_in_scope(obj):
+    """A Keras optimizer or metric made again, from its config, in the current strategy's scope (their
+    variables must live there); a loss or metric function as it is."""
+    if isinstance(obj, (keras.optimizers.Optimizer, keras.metrics.Metric)):
+        return type(obj).from_config(obj.get_config())
+    return obj
+
+
+def compile_and_fit(model: keras.Model, *, optimizer, loss, metrics, **fit_args):
+    """``model.compile(...)`` then ``model.fit(**fit_args)`` on every device of the runtime's strategy
+    (lpirc.runtime.strategy); returns (Keras History, lpirc.runtime.record of the devices).
+
+    On one device that is exactly those two calls. Across several (MirroredStrategy) the model is
+    trained as a copy built in the strategy's scope (unless it was built there), with the optimizer
+    and metrics made again there, and the copy's weights are copied back into ``model``: a caller
+    keeps converting, saving and evaluating (on one device) the model it passed. Models with custom
+    layers need their custom-object scope around the call (lpirc.quantize.train_qat does)."""
+    strategy = runtime.strategy()
+    if strategy.num_replicas_in_sync == 1:
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+        return model.fit(**fit_args), runtime.record(strategy)
+    with strategy.scope():
+        if all(strategy.extended.variable_created_in_scope(v) for v in model.variables):
+            replica = model
+        else:
+            replica = keras.models.clone_model(model)
+            replica.set_weights(model.get_weights())
+        replica.compile(optimizer=_made_in_scope(optimizer), loss=loss,
+                        metrics=[_made_in_scope(m) for m in metrics])
+    history = replica.fit(**fit_args)
+    if replica is not model:
+        model.set_weights(replica.get_weights())
+    return history, runtime.record(strategy)
 
 
 def fit_cosine(model: keras.Model, x_train, targets, *, loss, metrics, epochs: int, batch_size: int = 128,
                learning_rate: float = 1e-2, validation=None, verbose: int = 2) -> dict:
-    """The project's training recipe: Adam with a cosine learning-rate decay over all steps.
+    """The project's training recipe: Adam with a cosine learning-rate decay over all steps, on every
+    device of the runtime's strategy (:func:`compile_and_fit`).
 
     x are uint8 images (an array, or a streamed ``FolderSplit``: see :func:`fit_inputs`), mapped to
-    [-1, 1] here; ``validation`` is (x_uint8, targets) or None. Returns the per-epoch history, the wall
-    time and the training throughput."""
+    [-1, 1] here; ``validation`` is (x_uint8, targets) or None. ``batch_size`` is the global batch,
+    split across the strategy's replicas. Returns the per-epoch history, the wall time, the training
+    throughput and the devices it trained on."""
     per_epoch = steps_per_epoch(x_train, batch_size)
     steps = max(1, epochs * per_epoch)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics)
     val = None
     if validation is not None:
         v = fit_inputs(*validation, batch_size=512, train=False)
         val = v["x"] if "y" not in v else (v["x"], v["y"])
     start = time.perf_counter()
-    hist = model.fit(**fit_inputs(x_train, targets, batch_size=batch_size, train=True), validation_data=val,
-                     epochs=epochs, verbose=verbose)
+    hist, devices = compile_and_fit(model, optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics,
+                                    **fit_inputs(x_train, targets, batch_size=batch_size, train=True),
+                                    validation_data=val, epochs=epochs, verbose=verbose)
     wall = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
-    from lpirc import stream
-
     images = epochs * (per_epoch * batch_size if stream.is_streamed(x_train) else len(x_train))
-    return {"history": history, "train_time_s": wall, "images_per_s": images / wall if wall > 0 else float("nan")}
+    return {"history": history, "train_time_s": wall, "images_per_s": images / wall if wall > 0 else float("nan"),
+            "devices": devices}
 
 
 def train_classifier(model: keras.Model, x_train, y_train, x_val, y_val, *, epochs: int,
@@ -199,9 +203,6 @@ def train_classifier(model: keras.Model, x_train, y_train, x_val, y_val, *, epoc
 
 def predict_logits(model: keras.Model, images_uint8: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Logits for uint8 images (an array or a streamed FolderSplit)."""
-    from lpirc import stream
-    from lpirc.data import to_model_input
-
     if not len(images_uint8):
         return np.zeros((0, model.output_shape[-1]), np.float32)
     if stream.is_streamed(images_uint8):
@@ -212,7 +213,9 @@ def predict_logits(model: keras.Model, images_uint8: np.ndarray, batch_size: int
 def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int = 1) -> float:
     if len(labels) == 0:
         return float("nan")
-    top = np.argsort(-logits, axis=1)[:, :k]
+    # stable: ties go to the lowest class index, as np.argmax breaks them, so top-1 here and a
+    # prediction from argmax never disagree on the same logits
+    top = np.argsort(-logits, axis=1, kind="stable")[:, :k]
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
@@ -223,8 +226,6 @@ def evaluate_keras(model: keras.Model, images_uint8, labels) -> dict:
 
 def weights_digest(model: keras.Model) -> str:
     """SHA-256 of every weight's bytes: equal digests mean bit-identical models."""
-    import hashlib
-
     h = hashlib.sha256()
     for w in model.get_weights():
         h.update(np.ascontiguousarray(w).tobytes())
@@ -233,117 +234,15 @@ def weights_digest(model: keras.Model) -> str:
 
 def save_model(model: keras.Model, path) -> None:
     """Save as a single .keras (Keras 2 'keras' format) file, atomically."""
-    from lpirc.results import atomic_path
-
     with atomic_path(path) as tmp:
         model.save(str(tmp) + ".keras")
         os.replace(str(tmp) + ".keras", tmp)
 
 
 def load_model(path) -> keras.Model:
-    from pathlib import Path
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model {path} not found; run the step that writes it first")
     if path.suffix != ".keras":
         raise ValueError(f"expected a .keras file, got {path}")
     return keras.models.load_model(path, compile=False)
-
-
-# --------------------------------------------------------------------------------------------------
-# the baseline chapter's grid (notebooks/01_baseline.ipynb): the student and its teachers
-def train_point(*, out_path: str, data_dir: str, name: str, role: str, spec: dict, epochs: int, batch_size: int,
-                learning_rate: float, seed: int) -> dict:
-    """A pure task: build ``spec`` for the dataset in ``data_dir``, train it on labels with the project's
-    recipe, evaluate it on val and holdout, save it at ``out_path``; one row with the training history."""
-    from pathlib import Path
-
-    from lpirc import data
-
-    if spec["arch"] == "frozen":
-        return frozen_point(out_path=out_path, data_dir=data_dir, name=name, role=role, path=spec["path"])
-    splits, classes = data.load_splits(Path(data_dir))
-    (x_train, y_train), (x_val, y_val), (x_hold, y_hold) = splits["train"], splits["val"], splits["holdout"]
-    set_seed(seed)
-    model = build(spec, len(classes), x_train.shape[1])
-    fit = train_classifier(model, x_train, y_train, x_val, y_val, epochs=epochs, batch_size=batch_size,
-                           learning_rate=learning_rate, verbose=0)
-    val, hold = evaluate_keras(model, x_val, y_val), evaluate_keras(model, x_hold, y_hold)
-    save_model(model, out_path)
-    return {"model": name, "role": role, "arch": spec["arch"], "params": model.count_params(),
-            "MMACs": count_macs(model) / 1e6, "epochs": epochs, "val_top1": val["top1"], "val_top5": val["top5"],
-            "holdout_top1": hold["top1"], "holdout_top5": hold["top5"], "train_time_s": fit["train_time_s"],
-            "images_per_s": fit["images_per_s"], "history": fit["history"]}
-
-
-def frozen_point(*, out_path: str, data_dir: str, name: str, role: str, path: str) -> dict:
-    """A teacher given as a pretrained classifier file and never trained (``{"arch": "frozen", "path":
-    FILE}``): a ``.tflite`` — TF-slim's Inception, NASNet or PNASNet files, as the entry's teachers were —
-    or a ``.keras`` model. Copied beside the trained models (``<name>`` + the file's suffix) and
-    evaluated on val and holdout like them; its size is counted from the file."""
-    import shutil
-    from pathlib import Path
-
-    from lpirc import data, distill, profiler
-    from lpirc.results import atomic_path
-
-    src = Path(path)
-    if not src.exists():
-        raise FileNotFoundError(f"frozen teacher {name!r}: {src} does not exist")
-    if src.suffix not in (".tflite", ".keras"):
-        raise ValueError(f"frozen teacher {name!r}: expected a .tflite or .keras file, got {src}")
-    splits, _ = data.load_splits(Path(data_dir), names=("val", "holdout"))
-    acc = {}
-    for split, (x, y) in splits.items():
-        logits = distill.teacher_predict(src, x)
-        acc.update({f"{split}_top1": topk_accuracy(logits, y, 1), f"{split}_top5": topk_accuracy(logits, y, 5)})
-    if src.suffix == ".tflite":
-        params, macs = profiler.size_of(src)
-    else:
-        model = load_model(src)
-        params, macs = model.count_params(), count_macs(model)
-    with atomic_path(Path(out_path).with_suffix(src.suffix)) as tmp:
-        shutil.copyfile(src, tmp)
-    return {"model": name, "role": role, "arch": f"frozen {src.suffix[1:]}", "params": int(params),
-            "MMACs": macs / 1e6, "epochs": 0, **acc, "train_time_s": 0.0, "images_per_s": float("nan"),
-            "history": {}}
-
-
-def how_started(student: dict, teachers: list[dict]) -> str:
-    """Words for the baseline table's caption: trained from scratch, or from pretrained weights."""
-    if all(spec.get("weights", "none") == "none" and spec.get("arch") != "frozen" for spec in [student, *teachers]):
-        return "trained from scratch"
-    return "trained from their pretrained `weights` (a `frozen` teacher is used as it is)"
-
-
-def describe_baselines(table) -> str:
-    """The baseline chapter's sentence: the student's top-1, the best teacher's, and what the teacher cost."""
-    from lpirc.report import pct
-
-    s = table[table.role == "student"].iloc[0]
-    best = table[table.role == "teacher"].sort_values("val_top1").iloc[-1]
-    cost = ("was not trained here (a pretrained file used as it is)" if best.epochs == 0 else
-            f"costs {best.train_time_s / s.train_time_s:.1f}x the student's training time")
-    return (f"The student reaches **{pct(s.val_top1)}** validation and **{pct(s.holdout_top1)}** holdout top-1 in "
-            f"{s.train_time_s:.0f} s; the best teacher, {best.model}, reaches {pct(best.val_top1)} and "
-            f"{pct(best.holdout_top1)} ({100 * (best.val_top1 - s.val_top1):+.1f} points on validation) and {cost}. "
-            f"The holdout shift costs the student {100 * (s.val_top1 - s.holdout_top1):.1f} points.")
-
-
-def train_baselines(out_dir, data_dir, student: dict, teachers: list[dict], *, epochs: int, teacher_epochs: int,
-                    batch_size: int, learning_rate: float, seed: int, scheduler: str | None = None):
-    """The student (``student``: an architecture spec) and each teacher (a spec with a ``name``) trained
-    on labels from their ``weights``, one grid task each; files ``out_dir``/<name>.keras. A teacher with
-    ``arch: frozen`` is a file used as it is (:func:`frozen_point`). Returns a DataFrame."""
-    from pathlib import Path
-
-    import pandas as pd
-
-    from lpirc.grid import run_grid
-
-    specs = [("student", "student", student, epochs)] + [(t["name"], "teacher", t, teacher_epochs) for t in teachers]
-    points = [dict(out_path=str(Path(out_dir) / f"{name}.keras"), data_dir=str(data_dir), name=name, role=role,
-                   spec={k: v for k, v in spec.items() if k != "name"}, epochs=n, batch_size=batch_size,
-                   learning_rate=learning_rate, seed=seed) for name, role, spec, n in specs]
-    return pd.DataFrame(run_grid(train_point, points, label="baseline"))

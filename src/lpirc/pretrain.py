@@ -12,6 +12,7 @@ lpirc.grid. The arms:
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,6 @@ def label_pool(teacher_path, x_train, x_pool, cache_dir):
     """The teacher's logits for the labelled split and for the unlabeled pool (cached files), and a
     one-row description of the pool: its size, the labelling time, the teacher's mean confidence and
     how many classes it uses. Returns (description DataFrame, train logits file, pool logits file)."""
-    import time
-
     import pandas as pd
 
     from lpirc.distill import teacher_logits_file
@@ -57,18 +56,19 @@ def label_pool(teacher_path, x_train, x_pool, cache_dir):
 def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_logits_path: str,
                     pool_logits_path: str, arm: str, arm_alpha: float, multiplier: float, epochs: int, seed: int,
                     pretrain_epochs: int, temperature: float, batch_size: int, learning_rate: float,
-                    representative_size: int, init: str = "fresh") -> dict:
-    """Pretrain (when ``multiplier`` > 0) and fine-tune one student; float and int8 top-1; files in out_dir."""
-    import time
-
+                    representative_size: int, init: str = "trained", int8: bool = False) -> dict:
+    """Pretrain (when ``multiplier`` > 0) and fine-tune one student; float top-1 (and int8 when ``int8``);
+    files in out_dir."""
     from lpirc import data, distill
 
+    clock = distill.Clock()
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
     x_pool, _ = data.load_split(Path(data_dir), "extra")        # its generator labels are never used
     logits_train, logits_pool = np.load(train_logits_path), np.load(pool_logits_path)
     model = distill.fresh_student(student_path, seed, init)
     n_pool = min(len(x_pool), int(round(multiplier * len(x_train))))
+    clock.lap("build")
     t0 = time.perf_counter()
     if n_pool > 0:
         order = np.random.default_rng(seed).permutation(len(x_pool))[:n_pool]
@@ -79,15 +79,19 @@ def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_log
                           temperature=temperature, epochs=epochs, batch_size=batch_size,
                           learning_rate=learning_rate, verbose=0)
     wall = time.perf_counter() - t0
-    row = distill.finish_student(model, Path(out_dir), x_train, splits, len(classes), seed, representative_size)
-    return {"arm": arm, "pool_images": n_pool, "finetune_epochs": epochs, "seed": int(seed), **row, "wall_s": wall}
+    clock.lap("train")
+    row = distill.finish_student(model, Path(out_dir), x_train, splits, len(classes), seed, representative_size, int8,
+                                 clock)
+    return {"arm": arm, "pool_images": n_pool, "finetune_epochs": epochs, "seed": int(seed), **row, "wall_s": wall,
+            "timing_s": clock.laps}
 
 
 def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_path: Path, pool_logits_path: Path,
                *, alpha: float, pool_multipliers, seeds, pretrain_epochs: int, finetune_epochs: int,
                temperature: float, batch_size: int, learning_rate: float, representative_size: int,
-               init: str = "fresh", scheduler: str | None = None, report: Path | None = None):
-    """Every arm x seed as a task on lpirc.grid; a DataFrame of rows in arm order."""
+               init: str = "trained", int8: bool = False, scheduler: str | None = None, report: Path | None = None):
+    """Every arm x seed as a task on lpirc.grid; a DataFrame of rows in arm order. Every arm uses the
+    same seeds, so a seed gives the same data order in every arm (paired differences)."""
     import pandas as pd
 
     from lpirc.grid import run_grid
@@ -95,7 +99,7 @@ def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_p
     points = [dict(out_dir=str(Path(out_dir) / f"arm{i}_s{s}"), data_dir=str(data_dir), student_path=str(student_path),
                    train_logits_path=str(train_logits_path), pool_logits_path=str(pool_logits_path), seed=int(s),
                    pretrain_epochs=pretrain_epochs, temperature=temperature, batch_size=batch_size,
-                   learning_rate=learning_rate, representative_size=representative_size, init=init, **arm)
+                   learning_rate=learning_rate, representative_size=representative_size, init=init, int8=int8, **arm)
               for i, arm in enumerate(arms(alpha, pool_multipliers, finetune_epochs, pretrain_epochs)) for s in seeds]
     return pd.DataFrame(run_grid(train_arm_point, points, label="open_images", scheduler=scheduler, report=report))
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
+from IPython.display import Markdown, display
+from scipy import stats
 
 
 def _cell(value, digits: int) -> str:
@@ -36,8 +39,6 @@ def markdown_table(frame, digits: int = 2, formats: dict | None = None) -> str:
 
 def table(frame, caption: str, name: str, digits: int = 2, formats: dict | None = None):
     """Display a DataFrame as a numbered, captioned MyST table."""
-    from IPython.display import Markdown, display
-
     if len(frame) == 0:
         raise ValueError(f"table {name!r} is empty: the results it is built from are missing")
     # A colon fence: CommonMark forbids a backtick (a {cite} role) in a backtick fence's opening line,
@@ -59,8 +60,6 @@ def relabel(frame, labels: dict):
 def ci_columns(agg, labels: dict, shown=None):
     """``shown`` (a new frame if None) with one "mean ± half-width" text column per ``labels`` entry
     ({column of :func:`lpirc.stats.aggregate`: label}); fractions are shown in percent."""
-    import pandas as pd
-
     shown = pd.DataFrame(index=agg.index) if shown is None else shown
     for col, label in labels.items():
         shown[label] = [fmt_ci(m, h) for m, h in zip(agg[col], agg[f"{col}_ci95"])]
@@ -69,11 +68,10 @@ def ci_columns(agg, labels: dict, shown=None):
 
 def differences(tests, columns: dict, what: str = "difference (points)"):
     """A display frame of :func:`lpirc.stats.paired_differences` results: ``columns`` ({column: label}) kept,
-    the difference in points with its 95% interval, the p-value and the Holm-adjusted p-value."""
+    the difference in points with its unadjusted 95% t-interval."""
     shown = tests[list(columns)].rename(columns=columns)
-    shown[f"{what} [95% CI]"] = [fmt_interval(100 * d, 100 * lo, 100 * hi) for d, lo, hi in
-                                 tests[["difference", "ci_low", "ci_high"]].values]
-    shown["p"], shown["p (Holm)"] = tests.p_value.map(fmt_p), tests.p_holm.map(fmt_p)
+    shown[f"{what} [95% t-interval]"] = [fmt_interval(100 * d, 100 * lo, 100 * hi) for d, lo, hi in
+                                         tests[["difference", "ci_low", "ci_high"]].values]
     return shown
 
 
@@ -91,7 +89,6 @@ def fmt_interval(estimate: float, low: float, high: float, digits: int = 2) -> s
 
 
 def say(text: str):
-    from IPython.display import Markdown, display
     display(Markdown(text))
 
 
@@ -101,8 +98,6 @@ def pct(x: float, digits: int = 1) -> str:
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float]:
     """Mean and the half-width of a Student-t confidence interval (nan half-width for n < 2)."""
-    from scipy import stats
-
     a = np.asarray(values, dtype=float)
     if len(a) < 2:
         return float(a.mean()) if len(a) else float("nan"), float("nan")

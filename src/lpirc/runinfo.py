@@ -4,9 +4,13 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import shutil
 import subprocess
+import threading
 from importlib import metadata
 from pathlib import Path
+
+import psutil
 
 PACKAGES = ("tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "numpy",
             "pillow", "scikit-image", "pandas", "matplotlib", "papermill", "jupyter-book", "sphinx")
@@ -76,9 +80,6 @@ def cpu_info() -> dict:
 
 def gpu_info() -> dict:
     """The NVIDIA GPUs ``nvidia-smi -L`` lists (without importing TensorFlow), and CUDA_VISIBLE_DEVICES."""
-    import shutil
-    import subprocess
-
     found = []
     if shutil.which("nvidia-smi"):
         try:
@@ -107,8 +108,6 @@ class PeakMemory:
         self.interval, self.peak_mb = interval, 0.0
 
     def _sample(self) -> float:
-        import psutil
-
         me = psutil.Process()
         total = 0
         for p in [me, *me.children(recursive=True)]:
@@ -119,8 +118,6 @@ class PeakMemory:
         return total / 2 ** 20
 
     def __enter__(self):
-        import threading
-
         self._stop = threading.Event()
 
         def loop():

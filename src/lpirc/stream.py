@@ -12,24 +12,27 @@ Preprocessing follows TF-slim, whose recipes produced Google's published MobileN
   a reader can add it in ``train_image``).
 - **evaluation** (``eval_image``), chosen by ``preprocess``:
   ``inception`` = TF-slim's: keep the central 87.5% of each side, bilinear resize to S x S;
-  ``resize_crop`` = resize the shorter side to round(S / 0.875), then centre-crop S x S (what
-  ``lpirc.loaders`` does with PIL for the in-memory path).
+  ``resize_crop`` = resize the shorter side to round(S / 0.875), then centre-crop S x S.
 
 The random crop and flip are stateless and seeded per image from ``seed`` and the image's position
 in the epoch, so a run is repeatable with parallel decoding. Images come out as uint8; the model
 input mapping ([-1, 1], ``lpirc.data.to_model_input``) is applied by the training pipeline.
+Scoring a model over a folder is lpirc.evaluate's (``folder_scores``).
 """
 from __future__ import annotations
 
+import hashlib
 import os
-from pathlib import Path
+import re
+import time
 
 import numpy as np
+from tqdm import tqdm
 
-from lpirc.loaders import CENTRAL_FRACTION  # the same 87.5% as the in-memory (PIL) path
+from lpirc.choices import PREPROCESS
+from lpirc.loaders import CENTRAL_FRACTION
+from lpirc.loaders import CorruptImageError, DataError
 from lpirc.tfutil import tensorflow as _tf
-
-PREPROCESS = ("inception", "resize_crop")
 
 
 def check_preprocess(name: str) -> str:
@@ -139,7 +142,6 @@ def decodable(paths, progress: bool = False) -> np.ndarray:
     ok = np.zeros(len(paths), bool)
     batches = ds.as_numpy_iterator()
     if progress:
-        from tqdm import tqdm
         batches = tqdm(batches, total=int(np.ceil(len(paths) / 256)), desc="checking images", mininterval=2.0)
     for _, idx in batches:
         ok[idx] = True
@@ -195,9 +197,6 @@ class FolderSplit:
     def digest(self) -> str:
         """SHA-256 of what the pixels depend on: each file's path, size and modification time, the
         resolution and the preprocessing (a cache key, as ``lpirc.data.array_digest`` is for arrays)."""
-        import hashlib
-        import os
-
         h = hashlib.sha256(f"{self.size}:{self.preprocess}".encode())
         for p in self.paths:
             st = os.stat(p)
@@ -223,22 +222,37 @@ def is_streamed(x) -> bool:
     return isinstance(x, FolderSplit)
 
 
-def guard(error) -> Exception:
-    """The DataError to raise for a decoding failure inside a pipeline (TensorFlow's message names
-    no file)."""
-    from lpirc.loaders import DataError
+# How to skip undecodable files, said by a decoding error: a step's profile key (the default); the
+# command line passes its flag instead (``lpirc eval --skip-corrupt``).
+SKIP_PROFILE = "set skip_corrupt: true (data step) in the profile"
 
-    return DataError(f"an image could not be decoded ({str(error).splitlines()[0]}). Find it with "
-                     "`lpirc data verify`, or set skip_corrupt: true to skip and count such files")
+
+def first_undecodable(paths, start: int = 0, chunk: int = 512) -> str | None:
+    """The first of ``paths[start:]`` that does not decode, or None: checked a chunk at a time, so a
+    failure near ``start`` is found without decoding the rest."""
+    for lo in range(start, len(paths), chunk):
+        ok = decodable(paths[lo:lo + chunk])
+        if not ok.all():
+            return str(paths[lo + int(np.flatnonzero(~ok)[0])])
+    return None
+
+
+def guard(error, paths=None, start: int = 0, skip: str = SKIP_PROFILE) -> Exception:
+    """The DataError to raise for a decoding failure inside a pipeline. TensorFlow's message names no
+    file: given the pipeline's ``paths`` (in order) and how many images it had delivered (``start``),
+    the file is found and named. ``skip`` says how to skip such files where the failure surfaced."""
+    reason = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[\[.*$|\s*\[Op:.*$", "", str(error).splitlines()[0]).strip()
+    bad = first_undecodable(paths, start) if paths is not None else None
+    if bad:
+        return CorruptImageError(f"cannot decode image {bad} ({reason}). Remove or replace the file, or {skip} "
+                                 "to skip and count such files")
+    return DataError(f"an image could not be decoded ({reason}). Find it with `lpirc data verify`, or {skip} "
+                     "to skip and count such files")
 
 
 def images_per_second(image_list, size: int, *, train: bool, batch_size: int = 64, limit: int | None = None,
                       preprocess: str = "inception") -> dict:
     """Decode + preprocess throughput of the pipeline alone (no model): one pass, after one warm-up batch."""
-    import time
-
-    from lpirc.loaders import DataError
-
     n = len(image_list.paths[:limit])
     if n < 2 * batch_size:
         raise DataError(f"{n} images are fewer than two batches of {batch_size}; lower the batch size")
@@ -252,79 +266,3 @@ def images_per_second(image_list, size: int, *, train: bool, batch_size: int = 6
     return {"images": warmup + timed, "timed_images": timed, "seconds": wall,
             "images_per_s": timed / wall if wall > 0 else float("nan"), "train": train, "size": size,
             "batch_size": batch_size}
-
-
-def evaluate(model_path, image_list, size: int | None = None, *, preprocess: str = "inception",
-             batch_size: int = 64, skip_corrupt: bool = False, limit: int | None = None, progress: bool = False):
-    """Scores of a .tflite or .keras classifier over a streamed image list, and how many files were
-    skipped. The same uint8 images feed either kind of model."""
-    tf = _tf()
-    from lpirc.data import to_model_input
-    from lpirc.evaluate import TFLiteClassifier
-
-    model_path = Path(model_path)
-    if model_path.suffix == ".keras":
-        from lpirc import models
-        model = models.load_model(model_path)
-        size = size or int(model.input.shape[1])
-
-        def score(batch):
-            return model.predict_on_batch(to_model_input(batch))
-    else:
-        clf = TFLiteClassifier(model_path)
-        size = size or clf.height
-
-        def score(batch):
-            return clf.logits(batch)
-    ds = dataset(image_list, size, train=False, batch_size=batch_size, preprocess=preprocess,
-                 skip_corrupt=skip_corrupt, limit=limit)
-    scores, labels = [], []
-    batches = ds.as_numpy_iterator()
-    if progress:
-        from tqdm import tqdm
-        batches = tqdm(batches, total=int(np.ceil(len(image_list.paths[:limit]) / batch_size)),
-                       desc=f"evaluating {model_path.name}", mininterval=2.0)
-    try:
-        for images, y in batches:
-            scores.append(np.asarray(score(images), np.float32))
-            labels.append(y)
-    except tf.errors.InvalidArgumentError as exc:
-        raise guard(exc) from exc
-    listed = len(image_list.paths[:limit])
-    y = np.concatenate(labels) if labels else np.zeros(0, np.int64)
-    return np.concatenate(scores), y, listed - len(y)
-
-
-def fit(build, train_list, *, epochs: int, batch_size: int, learning_rate: float, size: int, seed: int = 0,
-        steps_per_epoch: int | None = None, strategy=None, skip_corrupt: bool = False,
-        verbose: int = 2) -> tuple:
-    """Train ``build()`` (a function returning a Keras model, called inside ``strategy``'s scope) on a
-    streamed image list with the project's recipe: Adam, cosine decay over all steps, cross-entropy on
-    labels. ``steps_per_epoch`` caps an epoch (a budget for real data); ``batch_size`` is the global
-    batch, split across the strategy's replicas. Returns (model, record with images/s)."""
-    import time
-
-    tf = _tf()
-    from lpirc import models
-
-    keras = models.keras
-    strategy = strategy or tf.distribute.get_strategy()
-    n = len(train_list.paths)
-    steps = steps_per_epoch or max(1, n // batch_size)
-    ds = pipeline(train_list.paths, train_list.labels, size, train=True, batch_size=batch_size, seed=seed,
-                  skip_corrupt=skip_corrupt, model_input=True).repeat()
-    with strategy.scope():
-        model = build()
-        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps, alpha=0.01)
-        model.compile(optimizer=keras.optimizers.Adam(schedule),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1")])
-    start = time.perf_counter()
-    try:
-        hist = model.fit(ds, epochs=epochs, steps_per_epoch=steps, verbose=verbose)
-    except tf.errors.InvalidArgumentError as exc:
-        raise guard(exc) from exc
-    wall = time.perf_counter() - start
-    return model, {"history": {k: [float(v) for v in vals] for k, vals in hist.history.items()},
-                   "train_time_s": wall, "images_per_s": epochs * steps * batch_size / wall if wall else 0.0,
-                   "steps_per_epoch": steps, "replicas": strategy.num_replicas_in_sync}

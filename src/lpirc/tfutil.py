@@ -1,4 +1,4 @@
-"""Keeping TensorFlow's native log lines out of notebooks and the book.
+"""Importing TensorFlow lazily and quietly: keeping its native log lines out of notebooks and the book.
 
 TensorFlow's C++ logging (oneDNN, cuInit, converter notes) writes straight to file descriptor 2 and
 survives TF_CPP_MIN_LOG_LEVEL=3; ipykernel captures that descriptor into cell outputs. Redirecting
@@ -54,8 +54,18 @@ def quiet_tensorflow() -> None:
 
 
 def tensorflow():
-    """The ``tensorflow`` module, imported quietly (for modules that import it lazily)."""
+    """The ``tensorflow`` module, imported quietly: the package's one lazy import. Modules below the
+    networks (lpirc.runtime, lpirc.stream, lpirc.grid, ...) call it inside functions, so importing them
+    does not import TensorFlow (``lpirc status`` and the runner stay quick)."""
     quiet_tensorflow()
     import tensorflow as tf
 
     return tf
+
+
+def keras():
+    """``tf_keras`` (Keras 2, book/method.md "One Keras"), imported quietly like :func:`tensorflow`."""
+    quiet_tensorflow()
+    import tf_keras
+
+    return tf_keras

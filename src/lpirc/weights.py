@@ -1,4 +1,5 @@
-"""Pretrained starts: a model's ``weights`` parameter, and importing a float MobileNet v1 ``.tflite``.
+"""Pretrained starts: a model built from its spec and its ``weights`` parameter, and importing a float
+MobileNet v1 ``.tflite``.
 
 The entry did not train MobileNet v1 from scratch: it started from Google's published pretrained
 model. A model spec (``{"arch": "mobilenet_v1", "width_multiplier": 1.0, "weights": ...}``) chooses the
@@ -23,12 +24,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+from lpirc import models
+from lpirc.errors import WeightsError
+from lpirc.tflite import check_tflite_file
 
 WEIGHTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-
-
-class WeightsError(ValueError):
-    """A weights file or parameter that cannot be used; the message says what to do."""
 
 
 def _constant(it, index: int, details: dict):
@@ -45,10 +47,6 @@ def read_tflite_layers(path) -> dict:
     """The weighted operators of a float .tflite in execution order, and its input size.
 
     Returns ``{"resolution": int, "layers": [{"op": name, "weights": array, "bias": array or None}]}``."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from lpirc.evaluate import check_tflite_file
-
     path = check_tflite_file(path)
     it = Interpreter(model_path=str(path),
                      experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
@@ -77,8 +75,6 @@ def import_tflite(path):
 
     Width, resolution and number of classes are read from the file. Raises WeightsError when the file
     is not a float MobileNet v1 (28 weighted layers: conv1, 13 depthwise + pointwise pairs, logits)."""
-    from lpirc import models
-
     found = read_tflite_layers(path)
     layers = found["layers"]
     expected = ["CONV_2D"] + ["DEPTHWISE_CONV_2D", "CONV_2D"] * len(models.MOBILENET_V1_BLOCKS)
@@ -118,8 +114,6 @@ def import_tflite(path):
 
 def import_to_keras(tflite_path, out_path) -> dict:
     """``lpirc import-weights``: import a float MobileNet v1 .tflite and save it as ``.keras``."""
-    from lpirc import models
-
     out_path = Path(out_path)
     if out_path.suffix != ".keras":
         raise WeightsError(f"--out must end in .keras, got {out_path}")
@@ -130,13 +124,28 @@ def import_to_keras(tflite_path, out_path) -> dict:
             "width_multiplier": model.get_layer("conv1").filters / 32, "params": int(model.count_params())}
 
 
+def build(spec: dict, classes: int, resolution: int):
+    """A model built from a parameter dict such as {"arch": "mobilenet_v1", "width_multiplier": 0.25}
+    (lpirc.models' builders), starting from its ``weights`` entry: "none" (default), "imagenet" or a
+    .keras/.h5/.tflite path (:func:`apply`)."""
+    arch = spec.get("arch")
+    if arch == "mobilenet_v1":
+        model = models.mobilenet_v1(spec.get("width_multiplier", 1.0), resolution, classes)
+    elif arch == "resnet":
+        model = models.resnet(spec.get("depth", 8), spec.get("width", 32), resolution, classes)
+    elif arch == "frozen":
+        raise ValueError(f"a frozen model ({spec.get('path')}) is a file used as it is, not built; "
+                         "it can only be a teacher")
+    else:
+        raise ValueError(f"unknown arch {arch!r}; expected 'mobilenet_v1', 'resnet' or (teachers) 'frozen'")
+    return apply(model, spec.get("weights", "none"), spec, classes, resolution)
+
+
 def apply(model, weights: str, spec: dict, classes: int, resolution: int):
     """The model a spec's ``weights`` asks for: ``model`` itself for "none", else the pretrained one.
 
     The pretrained model must have ``classes`` outputs and the same resolution; a mismatch is an error
     that names both, since silently re-initialising the classifier would hide it."""
-    from lpirc import models
-
     if weights in (None, "", "none"):
         return model
     if weights == "imagenet":
@@ -177,8 +186,6 @@ def _copy_into(model, loaded):
 
 def _keras_applications_mobilenet(width: float, resolution: int):
     """Keras applications' ImageNet MobileNet v1, copied layer by layer into the project's builder."""
-    from lpirc import models
-
     keras = models.keras
     try:
         app = keras.applications.MobileNet(input_shape=(resolution, resolution, 3), alpha=width,

@@ -8,7 +8,9 @@ and runs a clean ``jupyter-book build -W -n --keep-going``.
 """
 from __future__ import annotations
 
+import csv
 import html
+import json
 import shutil
 import subprocess
 import sys
@@ -78,7 +80,10 @@ def stage(profile: str, root: Path | None = None, results: Path | None = None) -
     copied = []
     for s in STEPS:
         target = executed / s.notebook
-        shutil.copyfile(results / s.name / s.notebook, target)
+        nb = json.loads((results / s.name / s.notebook).read_text())
+        captioned_figures(nb, s.notebook)
+        with atomic_path(target) as tmp:
+            tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         copied.append(target)
     generated = root / "book" / "_generated"
     generated.mkdir(parents=True, exist_ok=True)
@@ -86,7 +91,61 @@ def stage(profile: str, root: Path | None = None, results: Path | None = None) -
         tmp.write_text(provenance_markdown(read_json(run_json)))
     with atomic_path(generated / "dask_reports.md") as tmp:
         tmp.write_text(dask_reports_markdown(results, generated / "dask"))
+    with atomic_path(generated / "task_time_split.md") as tmp:
+        tmp.write_text(task_split_markdown(results))
     return copied
+
+
+def task_split_markdown(results: Path) -> str:
+    """The distillation step's table of where a grid task's time goes (its sweep, and the same kind of
+    task run as before: with int8 conversion and LiteRT evaluation, on a fresh worker), for the
+    reproduce page."""
+    path = results / "distillation" / "tables" / "task_time_split.csv"
+    if not path.exists():
+        return "This build's distillation step wrote no task time split.\n"
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    head, body = rows[0], rows[1:]
+    lines = ["| " + " | ".join(_cell(h) for h in head) + " |", "|" + "---|" * len(head)]
+    for r in body:
+        lines.append("| " + " | ".join([_cell(r[0])] + [f"{float(v):.2f}" if v else "–" for v in r[1:]]) + " |")
+    return ("Measured in this build's distillation step (`results/<profile>/distillation/tables/task_time_split.csv`), "
+            "mean seconds per task and share of a task's wall time:\n\n" + "\n".join(lines) + "\n")
+
+
+_SHOWN = ("display_data", "execute_result")
+_IMAGES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+
+
+def captioned_figures(nb: dict, name: str = "notebook") -> dict:
+    """Turn each figure's caption and alt text (the metadata ``StepContext.save_figure`` attaches to its
+    display output) into the MyST-NB cell metadata that renders a numbered, captioned figure:
+    ``{"mystnb": {"figure": {"caption", "name"}, "image": {"alt"}}}``. MyST-NB wraps *every* displayed
+    output of such a cell in the figure, so a figure's cell may display nothing else. An image shown
+    without a caption is an error: the book has no uncaptioned figure. Modifies ``nb`` and returns it."""
+    problems = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        if cell.get("cell_type") != "code":
+            continue
+        shown = [o for o in cell.get("outputs", []) if o.get("output_type") in _SHOWN]
+        figures = [o["metadata"].pop("lpirc") for o in shown if isinstance(o.get("metadata"), dict) and "lpirc" in o["metadata"]]
+        images = [o for o in shown if any(m in o.get("data", {}) for m in _IMAGES)]
+        if figures:
+            if len(shown) > 1:
+                problems.append(f"cell {i} shows a figure and {len(shown) - 1} other output(s): give each figure a cell of its own")
+                continue
+            fig = figures[0]
+            options = {"caption": fig["caption"], "name": fig["name"]}
+            if fig.get("wide"):
+                options["classes"] = "lpirc-wide"
+            cell.setdefault("metadata", {})["mystnb"] = {**cell["metadata"].get("mystnb", {}), "figure": options,
+                                                         "image": {"alt": fig["alt"]}}
+        elif images and not (cell.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("caption")
+                             and cell["metadata"]["mystnb"].get("image", {}).get("alt")):
+            problems.append(f"cell {i} shows an image without a caption and alt text (use StepContext.save_figure)")
+    if problems:
+        raise BookError(f"{name}: " + "; ".join(problems))
+    return nb
 
 
 def dask_reports_markdown(results: Path, dest: Path) -> str:

@@ -6,6 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+from lpirc.choices import PREPROCESS
+from lpirc.runner import schema
+
 
 def _cmd_run(args) -> int:
     from lpirc.paths import results_dir
@@ -48,14 +51,49 @@ def _cmd_status(args) -> int:
 
 def _cmd_steps(args) -> int:
     from lpirc.paths import project_root
-    from lpirc.runner.config import step_parameters
+    from lpirc.runner.config import SCHEMA_FILE, step_parameters
     from lpirc.runner.steps import steps_by_name
 
+    print("Each step's parameters: type, allowed values (lpirc.runner.schema), default (the notebook's "
+          "parameters cell).\nSet them in params/<profile>.yaml (global: or the step's section) or with "
+          f"--set STEP.KEY=VALUE; editors can check a profile with {SCHEMA_FILE}.\n")
     for step, params in step_parameters(project_root()).items():
         s = steps_by_name()[step]
+        model = schema.STEP_MODELS[step]
         print(f"{step}  ({s.notebook}; reads: {', '.join(s.reads) or '-'})")
-        for p in params.values():
-            print(f"    {p.name:24s} {p.type_name:6s} default {p.default!r}")
+        for name, type_, allowed, what in schema.field_rows(model):
+            print(f"    {name:24s} {type_:18s} {allowed:34s} default {params[name].default!r}"
+                  + (f"  ({what})" if what else ""))
+    print("\nmodel specs (baseline.student; each of baseline.teachers also has a name, and may be frozen):")
+    for arch, fields in schema.spec_rows():
+        print(f"    arch: {arch}")
+        for name, type_, allowed, default, what in fields:
+            default = "required" if default == "required" else f"default {default!r}"
+            print(f"        {name:20s} {type_:18s} {allowed:14s} {default}" + (f"  ({what})" if what else ""))
+    print("\nprofile keys besides global: and the steps:")
+    for name, type_, _, what in schema.field_rows(schema.ProfileKeys):
+        print(f"    {name:24s} {type_:18s} {what or (schema.Budgets.__doc__ if name == 'budgets_s' else '')}")
+    return 0
+
+
+def _cmd_schema(args) -> int:
+    from lpirc.paths import project_root
+    from lpirc.runner.config import SCHEMA_FILE, json_schema_text
+
+    root = project_root()
+    text = json_schema_text(root)
+    path = root / SCHEMA_FILE
+    if args.write:
+        path.write_text(text)
+        print(f"wrote {path}")
+        return 0
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f"lpirc: {SCHEMA_FILE} is out of date; regenerate it with `lpirc schema --write`", file=sys.stderr)
+            return 1
+        print(f"{SCHEMA_FILE} is up to date")
+        return 0
+    sys.stdout.write(text)
     return 0
 
 
@@ -72,7 +110,7 @@ def _cmd_eval(args) -> int:
 
     result = evaluate_source(args.model, Path(args.data), Path(args.labels) if args.labels else None,
                              limit=args.limit, split=args.split, skip_corrupt=args.skip_corrupt,
-                             progress=not args.quiet, preprocess=args.preprocess)
+                             progress=not args.quiet, preprocess=args.preprocess, skip="pass --skip-corrupt")
     print(f"{args.model}: top-1 {result['top1']:.4f}  top-5 {result['top5']:.4f}  "
           f"on {result['n']} images ({result['layout']})")
     if result["skipped_corrupt"]:
@@ -123,11 +161,11 @@ def _cmd_profile(args) -> int:
     model = Path(args.model)
     if model.suffix == ".keras":
         # a Keras model saved by the pipeline: convert with the int8 recipe first
-        from lpirc import models, quantize
+        from lpirc import conversion, models
         m = models.load_model(model)
-        rep = quantize.random_representative(m.input_shape[1:], 16)
+        rep = conversion.random_representative(m.input_shape[1:], 16)
         out = Path(args.work_dir or model.parent) / f"{model.stem}_int8.tflite"
-        model = quantize.convert(m, "int8", out, rep).path
+        model = conversion.convert(m, "int8", out, rep).path
         print(f"converted {args.model} to {model} (int8, random calibration: latency only)")
     prof = profiler.profile(model, runs=args.runs, prefixes=not args.no_prefix)
     units = profiler.keras_units(prof["ops"])
@@ -205,8 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for each package module, which steps import it and which a change makes stale")
     p.set_defaults(func=_cmd_status)
 
-    p = sub.add_parser("steps", help="list steps and their parameters")
+    p = sub.add_parser("steps", help="list steps and their parameters: type, allowed values, default")
     p.set_defaults(func=_cmd_steps)
+
+    p = sub.add_parser("schema", help="the JSON schema of a profile file (for editors), from the parameter schema")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--write", action="store_true", help="write it to params/profile.schema.json")
+    g.add_argument("--check", action="store_true", help="exit 1 if params/profile.schema.json is out of date")
+    p.set_defaults(func=_cmd_schema)
 
     p = sub.add_parser("book", help="build the HTML book from a profile's results")
     p.add_argument("--profile", default="default")
@@ -219,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="val", help="split of an embedded dataset folder")
     p.add_argument("--limit", type=int)
     p.add_argument("--skip-corrupt", action="store_true", help="skip undecodable images and count them")
-    p.add_argument("--preprocess", default="resize_crop", choices=["resize_crop", "inception"],
+    p.add_argument("--preprocess", default="resize_crop", choices=PREPROCESS,
                    help="image folders: resize_crop (shorter side to S/0.875, centre crop) or inception "
                    "(TF-slim's evaluation: central 87.5%%, bilinear resize; what Google's published accuracies used)")
     p.add_argument("--json", help="also write the result as JSON to this file")
@@ -279,11 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     from lpirc.device import DeviceError
-    from lpirc.evaluate import ModelFileError
+    from lpirc.errors import ModelFileError, WeightsError
     from lpirc.loaders import DataError
     from lpirc.runner.params import ParameterError
     from lpirc.runner.steps import StepFailed
-    from lpirc.weights import WeightsError
 
     import signal
 

@@ -5,12 +5,21 @@ step's cache key.
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+from IPython.display import Image, display
+
 from lpirc.paths import results_dir
-from lpirc.results import write_csv, write_json
+from lpirc.results import save_figure, write_csv, write_json
+from lpirc.runtime import set_seed
+from lpirc.tfutil import quiet_tensorflow
 
 # Where the stacked model starts: step, file (under results/<profile>/) of each choice.
 STACKED_SOURCES = {"distilled": ("distillation", "models", "best_student.keras"),
@@ -47,15 +56,22 @@ class StepContext:
     def save_table(self, frame, name: str) -> None:
         write_csv(self.path("tables", f"{name}.csv"), frame)
 
-    def save_figure(self, fig, name: str) -> None:
-        """Save the figure under figures/, show that very PNG in the notebook, close the figure."""
-        import matplotlib.pyplot as plt
-        from IPython.display import Image, display
-        from lpirc.results import save_figure
+    def save_figure(self, fig, name: str, *, caption: str, alt: str, wide: bool = False) -> None:
+        """Save the figure under figures/, show that very PNG in the notebook, close the figure.
 
+        ``caption`` says what to see (MyST markdown; build it from the results, never type a number);
+        ``alt`` says what the image shows, for a reader who cannot see it. Both travel in the display
+        output's metadata (``{"lpirc": {...}}``), and ``lpirc book`` turns them into MyST-NB's cell
+        metadata, so the book shows a numbered, captioned figure named ``fig-<step>-<name>``. ``wide``:
+        a figure too detailed to shrink to a phone's width, shown at a legible size with a sideways
+        scroll there instead (the book's CSS class ``lpirc-wide``)."""
+        if not str(caption).strip() or not str(alt).strip():
+            raise ValueError(f"figure {name!r}: give a caption (what to see) and alt text (what it shows)")
         path = save_figure(fig, self.path("figures", f"{name}.png"))
         plt.close(fig)
-        display(Image(filename=str(path)))
+        meta = {"caption": " ".join(str(caption).split()), "alt": " ".join(str(alt).split()),
+                "name": f"fig-{self.step}-{name}".replace("_", "-"), "wide": bool(wide)}
+        display(Image(filename=str(path)), metadata={"lpirc": meta})
 
     def write_metrics(self, metrics: dict) -> None:
         write_json(self.path("metrics.json"), metrics)
@@ -64,9 +80,6 @@ class StepContext:
 def _die_with_runner() -> None:
     """Linux: have the kernel killed when the runner that started it dies (even by SIGKILL), so an
     orphaned kernel never writes into a staging folder the next run has already cleaned."""
-    import ctypes
-    import signal
-
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
@@ -79,9 +92,6 @@ def _prepare_by_hand(step: str, profile: str, results: Path) -> Path:
     """A chapter opened by hand in Jupyter: on the smoke profile, make the results it reads first (the
     runner skips what is fresh); on others, say which command does. It writes to results/<profile>/by_hand/,
     never into the runner's own step folders."""
-    import subprocess
-    import sys
-
     command = [sys.executable, "-m", "lpirc", "run", "--profile", profile, "--upstream-of", step]
     if profile == "smoke":
         print("making the smoke profile's upstream results: " + " ".join(command[2:]), flush=True)
@@ -99,8 +109,6 @@ def start_step(step: str, profile: str, seed: int = 0) -> StepContext:
     results = results_dir(profile)
     out = Path(os.environ.get("LPIRC_STEP_OUT") or _prepare_by_hand(step, profile, results))
     out.mkdir(parents=True, exist_ok=True)
-    from lpirc.tfutil import quiet_tensorflow
     quiet_tensorflow()
-    from lpirc.models import set_seed
     set_seed(seed)
     return StepContext(step, profile, results, out, seed)

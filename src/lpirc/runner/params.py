@@ -4,8 +4,10 @@ Precedence (lowest first): the notebook's own ``parameters`` cell <- ``global:``
 ``params/<profile>.yaml`` (applied to every step that has the key) <- the profile's per-step section
 <- ``--set step.key=value`` (or ``--set key=value`` for a global key). Values are YAML.
 
-Validation is strict on purpose: an unknown key or a value of the wrong type is reported with the
-step, the key and the allowed keys, before anything runs.
+Validation is strict on purpose and happens before anything runs: the merged values of every step
+are checked against its model in ``lpirc.runner.schema`` (types, ranges, choices, the keys of nested
+model specs). Each problem is reported with the file it came from (``params/<profile>.yaml``,
+``--set`` or the notebook), the key's full path and what is allowed.
 """
 from __future__ import annotations
 
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
+
+from lpirc.runner import schema
 
 
 class ParameterError(ValueError):
@@ -25,7 +30,7 @@ class ParameterError(ValueError):
 class Param:
     name: str
     default: object
-    type_name: str  # "int", "float", "bool", "str", "list", "dict", "None"
+    notebook: str = ""   # where the default is written: notebooks/<file>.ipynb (its type: lpirc.runner.schema)
 
 
 def notebook_parameters(notebook: Path) -> dict[str, Param]:
@@ -43,49 +48,8 @@ def notebook_parameters(notebook: Path) -> dict[str, Param]:
                 value = ast.literal_eval(node.value)
             except ValueError as exc:
                 raise ParameterError(f"{notebook}: parameter {name!r} must be a literal") from exc
-            params[name] = Param(name, value, type(value).__name__ if value is not None else "None")
+            params[name] = Param(name, value, f"notebooks/{Path(notebook).name}")
     return params
-
-
-# Ranges checked by name; a value outside says what is allowed.
-def _check_range(step: str, key: str, value) -> None:
-    def fail(what):
-        raise ParameterError(f"{step}.{key} = {value!r}: {what}")
-
-    def each(v):
-        return v if isinstance(v, list) else [v]
-
-    if key in {"epochs", "qat_epochs", "finetune_epochs", "pretrain_epochs", "runs", "warmup_runs",
-               "representative_size", "batch_size", "train_size", "val_size", "holdout_size",
-               "extra_size", "num_seeds", "eval_limit", "grid_runs", "epoch_size"} or key.endswith("_epochs"):
-        for v in each(value):
-            if isinstance(v, int) and v < 0:
-                fail("must be >= 0")
-    if key == "rank_fraction" or key.endswith("rank_fractions"):
-        for v in each(value):
-            if not 0 < v <= 1:
-                fail("rank fractions must be in (0, 1]")
-    if key in {"alpha", "alphas"}:
-        for v in each(value):
-            if not 0 <= v <= 1:
-                fail("alpha must be in [0, 1]")
-    if key == "preprocess" and value not in ("inception", "resize_crop"):
-        fail("must be 'inception' (TF-slim's central crop) or 'resize_crop'")
-    if key == "init" and value not in ("fresh", "trained"):
-        fail("must be 'fresh' (a new initialisation per seed) or 'trained' (the baseline student)")
-    if key in {"temperature", "learning_rate"}:
-        if value <= 0:
-            fail("must be > 0")
-
-
-def _type_ok(expected: str, value) -> bool:
-    if expected == "None":
-        return True
-    if expected == "float":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    return type(value).__name__ == expected
 
 
 def parse_set(items: list[str]) -> dict[str, dict]:
@@ -121,41 +85,76 @@ def load_profile(path: Path) -> dict:
     return data
 
 
-def merge(step_params: dict[str, dict[str, Param]], profile: dict, overrides: dict) -> dict[str, dict]:
-    """Merged, validated parameters per step. Raises ParameterError naming key, step and allowed keys."""
+
+
+def check_profile_keys(profile: dict, source: str) -> None:
+    """The profile's own keys (description, scheduler, budgets_s) against the schema."""
+    own = {k: v for k, v in profile.items() if k in schema.RESERVED_PROFILE_KEYS and v is not None}
+    try:
+        schema.ProfileKeys.model_validate(own)
+    except ValidationError as exc:
+        raise ParameterError("\n".join(f"{source}: {line}" for _, _, line in
+                                        schema.error_lines(schema.ProfileKeys, exc))) from None
+
+
+def merge(step_params: dict[str, dict[str, Param]], profile: dict, overrides: dict, *,
+          profile_name: str = "profile") -> dict[str, dict]:
+    """Merged, validated parameters per step. Raises ParameterError naming the file (``profile_name``,
+    ``--set`` or the notebook), the key's path and the allowed keys or values.
+
+    Values are passed on as written (a model spec is not filled in with its defaults), except that an
+    int given for a float parameter becomes a float."""
     merged = {step: {k: p.default for k, p in params.items()} for step, params in step_params.items()}
+    # where each value came from: (file, section)
+    origin = {(step, k): (p.notebook or f"the {step} notebook", step)
+              for step, params in step_params.items() for k, p in params.items()}
     all_keys = sorted({k for params in step_params.values() for k in params})
-    for source_name, source in (("profile", profile), ("--set", overrides)):
+    for source_name, source in ((profile_name, profile), ("--set", overrides)):
         for section, values in source.items():
+            if values is None:
+                continue
+            if not isinstance(values, dict):
+                raise ParameterError(f"{source_name}: {section}: expected a mapping of parameters (key: value), "
+                                     f"got {type(values).__name__} {values!r}")
             if section == "global":
-                for key, value in (values or {}).items():
+                for key, value in values.items():
                     targets = [s for s, params in step_params.items() if key in params]
                     if not targets:
                         raise ParameterError(
                             f"{source_name}: unknown parameter {key!r} (global); no step has it. "
                             f"Known parameters: {', '.join(all_keys)}")
                     for s in targets:
-                        merged[s][key] = _checked(s, key, value, step_params[s][key], source_name)
+                        merged[s][key] = value
+                        origin[(s, key)] = (source_name, "global")
                 continue
             if section not in step_params:
                 raise ParameterError(f"{source_name}: unknown step {section!r}; steps: {', '.join(step_params)}")
-            for key, value in (values or {}).items():
+            for key, value in values.items():
                 if key not in step_params[section]:
                     raise ParameterError(
                         f"{source_name}: unknown parameter {key!r} for step {section!r}; "
                         f"allowed: {', '.join(sorted(step_params[section]))}")
-                merged[section][key] = _checked(section, key, value, step_params[section][key], source_name)
+                merged[section][key] = value
+                origin[(section, key)] = (source_name, section)
+    problems = []
     for step, values in merged.items():
+        model = schema.STEP_MODELS.get(step)
+        if model is None:
+            raise ParameterError(f"step {step!r} has no parameter schema; add its model to STEP_MODELS in "
+                                 "src/lpirc/runner/schema.py")
+        try:
+            checked = model.model_validate(values)
+        except ValidationError as exc:
+            defaults = {k: p.default for k, p in step_params[step].items()}
+            for top, _, line in schema.error_lines(model, exc, defaults):
+                where, section = origin.get((step, top), (profile_name, step))
+                text = f"{where}: {section}.{line}"
+                if text not in problems:
+                    problems.append(text)
+            continue
         for key, value in values.items():
-            _check_range(step, key, value)
+            if isinstance(value, int) and not isinstance(value, bool) and isinstance(getattr(checked, key), float):
+                values[key] = float(value)
+    if problems:
+        raise ParameterError("\n".join(problems))
     return merged
-
-
-def _checked(step: str, key: str, value, param: Param, source_name: str):
-    if not _type_ok(param.type_name, value):
-        raise ParameterError(
-            f"{source_name}: {step}.{key} must be {param.type_name} (default {param.default!r}), "
-            f"got {type(value).__name__} {value!r}")
-    if param.type_name == "float" and isinstance(value, int):
-        value = float(value)
-    return value

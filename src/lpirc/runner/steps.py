@@ -15,9 +15,10 @@ class Step:
     files: tuple = ()    # repository files (glob patterns) the step reads besides notebooks and code
 
 
-REFERENCE = ("reference/*.csv",)
+# published figures, and the claims' criteria fixed before the run (lpirc.claims reads both)
+REFERENCE = ("reference/*.csv", "criteria/*.yaml")
 STEPS = (
-    Step("data", "00_data.ipynb", (), "Datasheet: the embedded dataset"),
+    Step("data", "00_data.ipynb", (), "Datasheet: the embedded dataset", REFERENCE),
     Step("baseline", "01_baseline.ipynb", ("data",), "Baseline student and teachers"),
     Step("quantization", "10_quantization.ipynb", ("data", "baseline"), "Quantization", REFERENCE),
     Step("factorization", "20_factorization.ipynb", ("data", "baseline"), "Low-rank factorization", REFERENCE),
@@ -27,8 +28,10 @@ STEPS = (
          "The stacked model", REFERENCE),
     # after stacked: it times every model file of the book together, in one session
     Step("benchmark", "50_benchmark.ipynb", ("quantization", "factorization", "stacked"), "Benchmark", REFERENCE),
-    Step("summary", "90_summary.ipynb", ("baseline", "quantization", "factorization", "distillation", "open_images",
-                                         "benchmark", "stacked"), "Summary", REFERENCE),
+    # the benchmark's grid and projection, the factorization chapter's measured ratios, reference/*.csv
+    Step("rule", "70_rule.ipynb", ("benchmark", "factorization"), "What the rule rewarded", REFERENCE),
+    Step("summary", "90_summary.ipynb", ("data", "baseline", "quantization", "factorization", "distillation", "open_images",
+                                         "benchmark", "stacked", "rule"), "Summary", REFERENCE),
 )
 RESERVED_PROFILE_KEYS = ("budgets_s", "description", "scheduler")
 
