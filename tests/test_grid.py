@@ -75,8 +75,10 @@ def test_distillation_sweep_identical_serially_and_on_a_local_cluster(tiny_disti
     pd.testing.assert_frame_equal(serial, local)
     dask_local = tiny_sweep(tiny_distillation_inputs, tmp_path / "dask", "dask-local")   # LocalCluster(2 workers, 1 thread)
     pd.testing.assert_frame_equal(serial, dask_local)
-    assert (tmp_path / "local" / "a0.5_t_s1" / "int8.tflite").exists()
-    assert (tmp_path / "local" / "a0_none_s1" / "student.keras").exists()
+    epochs = int(serial.epochs.iloc[0])
+    assert (tmp_path / "local" / f"a0.5_t_e{epochs}_s1" / "student.keras").exists()
+    assert not (tmp_path / "local" / f"a0.5_t_e{epochs}_s1" / "int8.tflite").exists()   # no claim here reads int8
+    assert (tmp_path / "local" / f"a0_none_e{epochs}_s1" / "student.keras").exists()
 
 
 def free_port() -> int:

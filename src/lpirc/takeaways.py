@@ -123,6 +123,9 @@ def data(folder: Path, results: Path) -> list[str]:
         pts.append(f"Generating every split took {m['generation_s']:.1f} s and the same seed reproduces each image array "
                    "byte for byte (digests in dataset.json), so every chapter's numbers start from the same images. "
                    "Top-1 here ranks techniques on one student; it is never compared with an ImageNet figure.")
+    else:
+        pts.append("The images are read from their folders as they are needed (streamed), never decoded into one "
+                   "array, so memory does not grow with the number of images; a corrupt file is named by its path.")
     return pts
 
 

@@ -19,7 +19,7 @@ class Step:
 REFERENCE = ("reference/*.csv", "criteria/*.yaml")
 STEPS = (
     Step("data", "00_data.ipynb", (), "Datasheet: the embedded dataset", REFERENCE),
-    Step("baseline", "01_baseline.ipynb", ("data",), "Baseline student and teachers"),
+    Step("baseline", "01_baseline.ipynb", ("data",), "Baseline student and teachers", REFERENCE),
     Step("quantization", "10_quantization.ipynb", ("data", "baseline"), "Quantization", REFERENCE),
     Step("factorization", "20_factorization.ipynb", ("data", "baseline"), "Low-rank factorization", REFERENCE),
     Step("distillation", "30_distillation.ipynb", ("data", "baseline"), "Knowledge distillation", REFERENCE),
