@@ -76,7 +76,7 @@ def copy_project(dst: Path) -> Path:
     dst.mkdir(parents=True)
     for name in ("_config.yml", "_toc.yml", "references.bib", "pyproject.toml"):
         shutil.copy(ROOT / name, dst / name)
-    for folder in ("book", "notebooks", "params", "src", "reference", "data_manifest"):
+    for folder in ("book", "notebooks", "params", "src", "reference", "criteria", "data_manifest"):
         shutil.copytree(ROOT / folder, dst / folder,
                         ignore=shutil.ignore_patterns("executed", "_generated", "__pycache__"))
     return dst
