@@ -275,9 +275,17 @@ def distillation(folder: Path, results: Path) -> list[str]:
                           "learning, and more epochs could change them." if lo > 0 else
                           "the learning curves were falling at the end." if hi < 0 else
                           "the learning curves had levelled off, so more epochs would not obviously change the verdicts."))
-    return pts[:MAX_POINTS] if len(pts) >= MIN_POINTS else pts + [
-        "Every comparison here is paired by seed: two students trained with the same seed share their data order, "
-        "so the seed-to-seed variation cancels in their difference and fewer seeds settle a question."]
+    untested = [labels[k] for k in labels if k not in c]
+    if untested:
+        pts.append("This run's grid could not test " + "; ".join(f"*{u}*" for u in untested) + ": its profile has too "
+                   "few mixing ratios, teachers or seeds for that claim's design (the default profile tests all three).")
+    if len(pts) < MIN_POINTS:
+        pts.append("Every comparison here is paired by seed: two students trained with the same seed share their data "
+                   "order, so the seed-to-seed variation cancels in their difference and fewer seeds settle a question.")
+    if len(pts) < MIN_POINTS:
+        pts.append("A verdict is computed against the margin written in criteria/claims.yaml before the run, never "
+                   "chosen after seeing the numbers.")
+    return pts[:MAX_POINTS]
 
 
 def open_images(folder: Path, results: Path) -> list[str]:
