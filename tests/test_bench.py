@@ -1,7 +1,8 @@
+import pandas as pd
 import pytest
 
 from conftest import colour_model, convert_tiny
-from lpirc import bench
+from lpirc import bench, projection, stats
 
 
 def test_interleaved_latency_records(tmp_path):
@@ -24,12 +25,12 @@ def test_runs_must_be_positive(tmp_path):
 
 
 def test_session_ratio_uses_the_session_as_unit():
-    est, lo, hi = bench.session_ratio([0.70, 0.80, 0.75, 0.72, 0.78])
+    est, lo, hi = stats.session_ratio([0.70, 0.80, 0.75, 0.72, 0.78])
     assert lo < est < hi and 0.70 < est < 0.80
     # the spread between sessions, not the number of rounds in each, sets the width
-    _, lo2, hi2 = bench.session_ratio([0.749, 0.751, 0.750, 0.752, 0.748])
+    _, lo2, hi2 = stats.session_ratio([0.749, 0.751, 0.750, 0.752, 0.748])
     assert hi2 - lo2 < (hi - lo) / 10
-    assert bench.session_ratio([0.75])[1] != bench.session_ratio([0.75])[1]      # one session: NaN interval
+    assert stats.session_ratio([0.75])[1] != stats.session_ratio([0.75])[1]      # one session: NaN interval
 
 
 def test_timing_table_in_sessions(tmp_path):
@@ -40,3 +41,26 @@ def test_timing_table_in_sessions(tmp_path):
     assert len(table.session_ratios["b"]) == 3
     assert table.ratio_ci_low["b"] <= table.latency_ratio["b"] <= table.ratio_ci_high["b"]
     assert table.latency_ratio["a"] == 1.0
+
+
+def test_pair_ratio_divides_the_sessions_ratios_to_the_first_file():
+    """Two files' ratio read off one table: session by session, a/b = (a/first) / (b/first)."""
+    table = pd.DataFrame({"file": ["first", "a", "b"],
+                          "session_ratios": ["[1, 1, 1]", "[0.60, 0.66, 0.63]", "[0.80, 0.88, 0.84]"]})
+    est, lo, hi = bench.pair_ratio(table, "a", "b")
+    assert est == pytest.approx(0.75) and lo == pytest.approx(0.75) and hi == pytest.approx(0.75)
+    est, lo, hi = bench.pair_ratio(table, "a", "first")
+    assert lo < est < hi and est == pytest.approx(stats.session_ratio([0.60, 0.66, 0.63])[0])
+
+
+def test_ratio_transfer_adds_the_transfer_error():
+    grid = pd.DataFrame({"precision": ["int8"] * 4, "host_ms": [1.0, 1.4, 2.0, 3.0],
+                         "pixel2_ms_published": [10.0, 15.0, 19.0, 33.0]})
+    t = projection.transfer_error(grid)
+    # pairs with a host ratio in [0.5, 1): 1/1.4, 1/2, 1.4/2, 2/3, 1.4/3 is below 0.5 and left out
+    assert t["pairs"] == 4 and t["sd_log"] > 0
+    plain = projection.ratio_transfer(30.0, 0.8, (0.78, 0.82))
+    wide = projection.ratio_transfer(30.0, 0.8, (0.78, 0.82), t["sd_log"])
+    assert plain["ci95"] == pytest.approx((23.4, 24.6))
+    assert wide["pixel2_ms"] == plain["pixel2_ms"] == pytest.approx(24.0)
+    assert wide["ci95"][0] < plain["ci95"][0] and wide["ci95"][1] > plain["ci95"][1]

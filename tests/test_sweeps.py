@@ -30,7 +30,7 @@ def test_train_baselines_one_task_per_model(tiny, tmp_path):
 
 def test_a_frozen_teacher_is_evaluated_as_it_is(tiny, tmp_path):
     """A pretrained .tflite teacher: copied beside the trained models, scored on val and holdout, sized
-    from its file; its logits are the ones distillation reads (lpirc.distill.teacher_predict)."""
+    from its file; its logits, cached, are the ones distillation reads (lpirc.distill.teacher_logits)."""
     from conftest import convert_tiny
 
     from lpirc import distill, evaluate
@@ -41,7 +41,9 @@ def test_a_frozen_teacher_is_evaluated_as_it_is(tiny, tmp_path):
     assert (tmp_path / "models" / "t.tflite").exists() and row["epochs"] == 0 and row["arch"] == "frozen tflite"
     assert row["params"] > 0 and row["MMACs"] > 0 and 0 <= row["val_top1"] <= 1
     x, _ = data.load_split(tiny / "data", "val")
-    np.testing.assert_array_equal(evaluate.classifier_logits(teacher, x[:8]), distill.teacher_predict(teacher, x[:8]))
+    cached, hit = distill.teacher_logits(teacher, x[:8], tmp_path / "cache")       # what a distillation task reads
+    assert not hit
+    np.testing.assert_array_equal(evaluate.classifier_logits(teacher, x[:8]), cached)
 
 
 def test_sweep_last_k_rows_and_files(tiny, tmp_path):
@@ -71,12 +73,33 @@ def test_time_configs_and_candidates(tiny, tmp_path):
     assert len(set(chosen)) == len(chosen) and predicted <= 1.0
 
 
-def test_compare_at_latency_takes_the_best_not_slower():
-    uniform = pd.DataFrame({"config": ["a", "b", "c"], "val_top1": [0.7, 0.8, 0.9], "latency_ratio": [0.8, 0.85, 0.95]})
-    out = factorize.compare_at_latency(uniform, {"val_top1": 0.85, "latency_ratio": 0.9}, 1000)
-    assert out["uniform"] == "b" and out["difference_points"] == pytest.approx(5.0)
-    assert out["ci95"][0] < 5.0 < out["ci95"][1]
-    assert factorize.compare_at_latency(uniform, {"val_top1": 0.85, "latency_ratio": 0.5}, 1000) is None
+def test_control_claim_and_holdout_comparison(tiny, tmp_path):
+    """The same-budget control beside the deepest configuration, the accuracy claim from their per-image
+    outcomes, and the latency-aware comparison on holdout (latencies made up: only the files are real)."""
+    sweep, log = factorize.sweep_last_k(tmp_path, tiny / "data", tiny / "student.keras", k_values=[0, 2],
+                                        rank_fractions=[0.25], finetune_size=64, seed=0, epochs_per_layer=1,
+                                        learning_rate=1e-3, batch_size=32, representative_size=8, scheduler="serial")
+    control = factorize.finetune_control(out_path=str(tmp_path / "control.tflite"), data_dir=str(tiny / "data"),
+                                         student_path=str(tiny / "student.keras"), layers=2, finetune_size=64, seed=0,
+                                         epochs_per_layer=1, learning_rate=1e-3, batch_size=32, representative_size=8)
+    assert control["epochs"] == 2 and control["steps"] == log.steps.sum() == 2 * 2     # 64 images / 32 per step
+    assert Path(control["file"]).exists() and 0 <= control["val_top1"] <= 1 and "holdout_top1" in control
+    deep = sweep.iloc[-1]
+    claim = factorize.accuracy_claim(deep, control, log, tiny / "data", untuned_top1=sweep.val_top1.iloc[0])
+    x, y = data.load_split(tiny / "data", "val")
+    assert claim.design["n"] == len(y) and claim.design["budget"]["control_steps"] == 4
+    assert claim.estimate == pytest.approx(100 * (1 - deep.val_top1 / control["val_top1"]), abs=1e-6)
+    with pytest.raises(ValueError, match="not matched"):
+        factorize.accuracy_claim(deep, {**control, "steps": 3}, log, tiny / "data")
+
+    configs = sweep.assign(latency_ratio=[1.0, 0.8])
+    choice = pd.Series({**control, "latency_ratio": 0.9})
+    out = factorize.compare_at_latency(configs, choice, tiny / "data")
+    assert out["uniform"] == "last2_r0.25" and out["split"] == "holdout" and out["n"] == 64
+    assert out["uniform_holdout_top1"] == pytest.approx(deep.holdout_top1)
+    assert out["choice_holdout_top1"] == pytest.approx(control["holdout_top1"])
+    assert out["dominated_by"] == (["last2_r0.25"] if deep.holdout_top1 >= control["holdout_top1"] else [])
+    assert factorize.compare_at_latency(configs, {**choice, "latency_ratio": 0.5}, tiny / "data") is None
 
 
 def test_stacked_build_evaluates_every_stage(tiny, tmp_path):
@@ -86,6 +109,42 @@ def test_stacked_build_evaluates_every_stage(tiny, tmp_path):
     assert len(stages) == 7 and stages.stage.iloc[-1].startswith("5. stacked")
     assert stages.file.notna().sum() == 3 and info["factorized_layers"] == ["conv_pw_13", "conv_pw_12"]
     assert stages.MMACs.iloc[-1] < stages.MMACs.iloc[0]
+    x_train, _ = data.load_split(tiny / "data", "train")
+    assert [r["images"] for r in info["training"]] == [2 * 1 * min(64, len(x_train)), 1 * len(x_train)]
+
+
+def test_width_control_search_matches_the_macs():
+    """The width control's width: the grid starts where every layer keeps a channel, and the search returns
+    the width whose real MobileNet v1 MAC count is nearest the target (the narrower on a tie)."""
+    widths = stacked.candidate_widths(0.25)
+    assert widths[0] == 0.04 and widths[-1] == 0.25 and len(widths) == 22
+    assert stacked.candidate_widths(0.255)[-2:] == [0.25, 0.255]          # the student's own width is a candidate
+    assert stacked.width_for_macs(1000, lambda w: 10_000 * w, [0.05, 0.1, 0.15]) == (0.1, 1000)
+    assert stacked.width_for_macs(1250, lambda w: 10_000 * w, [0.15, 0.1]) == (0.1, 1000)     # a tie: the narrower
+    with pytest.raises(ValueError):
+        stacked.width_for_macs(1000, lambda w: w, [])
+
+    def macs(w):
+        return models.count_macs(models.mobilenet_v1(w, 32, 10))
+    assert stacked.width_for_macs(macs(0.2), macs, widths) == (0.2, macs(0.2))
+    between = 0.3 * macs(0.2) + 0.7 * macs(0.21)                          # nearer the 0.21 student
+    assert stacked.width_for_macs(between, macs, widths)[0] == 0.21
+    assert macs(0.04) < macs(0.1) < macs(0.25)
+
+
+def test_training_budget_counts_every_pass_of_the_stacked_history():
+    own = [{"phase": "per-layer fine-tuning", "images": 36_000}, {"phase": "QAT", "images": 4000}]
+    upstream = {"baseline": {"epochs": 10}, "open_images": {"init": "trained", "pool_multipliers": [1.0, 2.0],
+                                                             "pretrain_epochs": 1, "finetune_epochs": 3}}
+    b = stacked.training_budget("pretrained", upstream, 4000, 8000, own)
+    assert b.images.tolist() == [40_000, 8000, 12_000, 36_000, 4000] and b.images.sum() == 25 * 4000
+    upstream["open_images"]["init"] = "fresh"                              # a fresh start owes nothing to the baseline
+    assert stacked.training_budget("pretrained", upstream, 4000, 6000, own).images.tolist() == [6000, 12_000, 36_000, 4000]
+    distilled = {"baseline": {"epochs": 10}, "distillation": {"epochs": 3, "init": "trained"}}
+    assert stacked.training_budget("distilled", distilled, 4000, 0, []).images.sum() == 13 * 4000
+    assert stacked.training_budget("baseline", distilled, 4000, 0, own).images.sum() == 20 * 4000
+    with pytest.raises(ValueError, match="unknown source"):
+        stacked.training_budget("teacher", distilled, 4000, 0, own)
 
 
 def test_paired_differences_fixed_reference():

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from lpirc.stats import session_ratio
 from lpirc.tflite import interpreter
 from lpirc.tfutil import native_stderr_to_log
 from lpirc.tfutil import tensorflow as _tf
@@ -116,38 +117,30 @@ def sessions(paths: list, runs: int, warmup: int = 5, count: int = SESSIONS) -> 
     return out
 
 
-def session_ratio(per_session_ratios, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Ratio and interval with the session as the unit: the geometric mean of the sessions' ratios of
-    medians and a Student-t interval of their logarithms (a single session: no interval, NaN)."""
-    logs = np.log(np.asarray(per_session_ratios, float))
-    est = float(np.exp(logs.mean()))
-    if len(logs) < 2:
-        return est, math.nan, math.nan
-    half = stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs))
-    return est, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
-
-
-def session_spread(per_session_ratios) -> float:
-    """How much one file's ratio moves from one timing session to the next: the SD of the logarithms of its
-    per-session ratios (a list, or the JSON text of a saved table's ``session_ratios`` cell); nan with fewer
-    than two sessions, 0 for the table's reference file."""
-    r = json.loads(per_session_ratios) if isinstance(per_session_ratios, str) else list(per_session_ratios)
-    return float(np.std(np.log(np.asarray(r, float)), ddof=1)) if len(r) > 1 else math.nan
-
-
 def with_session_ratios(frame):
     """``frame`` (a saved timing table with its ``session_ratios`` column) with each row's ratio to the first
-    file and its 95% interval recomputed from the sessions (:func:`session_ratio`): latency_ratio,
+    file and its 95% interval recomputed from the sessions (:func:`lpirc.stats.session_ratio`): latency_ratio,
     ratio_ci_low, ratio_ci_high, for a table that kept only the per-session ratios."""
     est = [session_ratio(json.loads(v) if isinstance(v, str) else v) for v in frame.session_ratios]
     return frame.assign(latency_ratio=[e[0] for e in est], ratio_ci_low=[e[1] for e in est],
                         ratio_ci_high=[e[2] for e in est])
 
 
+def pair_ratio(table, a: str, b: str, confidence: float = 0.95) -> tuple[float, float, float]:
+    """The latency ratio ``a`` / ``b`` of two files of one saved timing table (indexed or with a ``file``
+    column, and its ``session_ratios``): in each session both were timed against the same first file, so
+    a session's a/b is the quotient of their ratios to it; the ratio and its interval across sessions as
+    :func:`lpirc.stats.session_ratio` gives them. The one way a chapter's pair of files is read off the table."""
+    t = table if "file" not in getattr(table, "columns", []) else table.set_index("file")
+    ra, rb = (np.asarray(json.loads(v) if isinstance(v, str) else v, float)
+              for v in (t.session_ratios[a], t.session_ratios[b]))
+    return session_ratio(ra / rb, confidence)
+
+
 def timing_table(files: dict, runs: int, warmup: int = 5, count: int = SESSIONS) -> "pd.DataFrame":
     """``files`` ({name: .tflite path}) timed interleaved in ``count`` sessions (:func:`sessions`); one row
     per name: the median over all rounds (ms) with its 95% interval, p10/p90, and the ratio to the first
-    file with its 95% interval across sessions (:func:`session_ratio`; with one session, a paired BCa
+    file with its 95% interval across sessions (:func:`lpirc.stats.session_ratio`; with one session, a paired BCa
     bootstrap over that session's rounds, which leaves out the session-to-session variation)."""
     names = list(files)
     timed = sessions([files[n] for n in names], runs=runs, warmup=warmup, count=count)

@@ -15,15 +15,20 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from lpirc import data, evaluate, models, quantize, runtime
 from lpirc.choices import INITS
+from lpirc.evaluate import classifier_logits
+from lpirc.grid import run_grid
 from lpirc.models import keras
+from lpirc.results import atomic_path
+from lpirc.tfutil import tensorflow
 
 
 def distillation_loss(alpha: float, temperature: float, num_classes: int):
     """A Keras loss over y_true = [label, teacher logits...] (shape (batch, 1 + num_classes))."""
-    import tensorflow as tf
-
+    tf = tensorflow()
     alpha = float(alpha)
     t = float(temperature)
 
@@ -41,7 +46,7 @@ def distillation_loss(alpha: float, temperature: float, num_classes: int):
 
 def label_top1():
     """Top-1 against the label column of packed targets."""
-    import tensorflow as tf
+    tf = tensorflow()
 
     def top1(y_true, logits):
         labels = tf.cast(y_true[:, 0], tf.int64)
@@ -59,11 +64,9 @@ def pack_targets(labels: np.ndarray, teacher_logits: np.ndarray | None, num_clas
 # --------------------------------------------------------------------------------------------------
 # teacher-logit cache
 def cache_key(teacher_path: Path, images: np.ndarray) -> str:
-    from lpirc.data import array_digest
-
     h = hashlib.sha256()
     h.update(Path(teacher_path).read_bytes())
-    h.update(array_digest(images).encode())
+    h.update(data.array_digest(images).encode())
     h.update(str(images.shape).encode())
     return h.hexdigest()[:24]
 
@@ -79,43 +82,14 @@ def teacher_file(models_dir: Path, name: str) -> Path:
                             "(lpirc run --only baseline)")
 
 
-def teacher_predict(teacher_path: Path, images) -> np.ndarray:
-    """A teacher's logits for uint8 images. A ``.keras`` teacher is the project's; a ``.tflite`` teacher
-    is any pretrained classifier file used as it is (TF-slim's Inception or NASNet files): it runs with
-    every core, a streamed split is re-read at the file's own input size (an array is resized), a
-    1001-way output loses its background class, and probabilities (files ending in a softmax) become
-    log-probabilities, which have the same softmax at every temperature as the logits."""
-    import os
-
-    path = Path(teacher_path)
-    if path.suffix != ".tflite":
-        from lpirc.models import load_model, predict_logits
-
-        return predict_logits(load_model(path), images)
-    from lpirc import stream
-    from lpirc.evaluate import TFLiteClassifier
-
-    clf = TFLiteClassifier(path, num_threads=os.cpu_count() or 1)
-    if stream.is_streamed(images) and images.size != clf.height:
-        images = stream.FolderSplit(images.paths, images.labels, clf.height, images.preprocess)
-    scores = clf.logits(images)
-    if scores.shape[1] == 1001:
-        scores = scores[:, 1:]
-    if len(scores) and scores.min() >= 0 and np.allclose(scores.sum(1), 1.0, atol=1e-3):
-        scores = np.log(np.maximum(scores, 1e-12))
-    return scores.astype(np.float32)
-
-
 def teacher_logits_file(teacher_path: Path, images: np.ndarray, cache_dir: Path) -> tuple[Path, bool]:
     """(cache file of the logits, cache_hit), computing and writing them on a miss. Keyed by the
     teacher file's bytes and the images' bytes. Grid tasks take the file, not the array."""
-    from lpirc.results import atomic_path
-
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{Path(teacher_path).stem}-{cache_key(teacher_path, images)}.npy"
     if path.exists():
         return path, True
-    logits = teacher_predict(teacher_path, images).astype(np.float32)
+    logits = classifier_logits(teacher_path, images).astype(np.float32)
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -135,14 +109,12 @@ def train_student(model: keras.Model, x_train, y_train, logits_train, *, alpha: 
                   validation: tuple | None = None) -> dict:
     """Train ``model`` (logits out) on the mixed loss with the project's recipe (models.fit_cosine);
     ``validation`` = (images, labels) adds top-1 after every epoch to the history ('val_top1')."""
-    from lpirc.models import fit_cosine
-
     num_classes = model.output_shape[-1]
     if alpha > 0 and logits_train is None:
         raise ValueError("alpha > 0 needs teacher logits")
     targets = pack_targets(y_train, logits_train if alpha > 0 else None, num_classes)
     val = None if validation is None else (validation[0], pack_targets(validation[1], None, num_classes))
-    return fit_cosine(model, x_train, targets, loss=distillation_loss(alpha, temperature, num_classes),
+    return models.fit_cosine(model, x_train, targets, loss=distillation_loss(alpha, temperature, num_classes),
                       metrics=[label_top1()], epochs=epochs, batch_size=batch_size,
                       learning_rate=learning_rate, verbose=verbose, validation=val)
 
@@ -153,8 +125,6 @@ def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, 
     ``trained``: the baseline step's record per teacher (params, MMACs, accuracy, training time). Returns
     (a DataFrame with one row per teacher: size, accuracy, training time, inference time per image, the
     time to label the split, whether the cache had it, agreement with the labels; {teacher: logits file})."""
-    import pandas as pd
-
     rows, files = [], {}
     for name, path in teacher_paths.items():
         t0 = time.perf_counter()
@@ -162,7 +132,7 @@ def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, 
         elapsed = time.perf_counter() - t0
         sample = x_train[:2048]
         t1 = time.perf_counter()
-        teacher_predict(path, sample)
+        classifier_logits(path, sample)
         info = trained[name]
         rows.append({"teacher": name, "params": info["params"], "MMACs": info["MMACs"],
                      "val top-1 (%)": 100 * info["val_top1"], "holdout top-1 (%)": 100 * info["holdout_top1"],
@@ -176,8 +146,6 @@ def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, 
 def expand_alpha0(runs, teachers):
     """alpha = 0 ignores the teacher and is trained once per seed (teacher 'none'); for per-teacher
     tables and tests its runs are repeated under every teacher."""
-    import pandas as pd
-
     none = runs[runs.teacher == "none"]
     return pd.concat([runs[runs.teacher != "none"]] + [none.assign(teacher=t) for t in teachers], ignore_index=True)
 
@@ -194,8 +162,6 @@ def train_point(*, out_dir: str, data_dir: str, student_path: str, logits_path: 
     reads int8); write ``out_dir``/student.keras.
 
     Inputs are files and numbers only, so the task runs the same in any process (lpirc.grid)."""
-    from lpirc import data
-
     clock = Clock()
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
@@ -232,8 +198,6 @@ def fresh_student(student_path, seed: int, init: str = "fresh"):
     architecture of ``student_path`` with a new initialisation drawn from ``seed`` (the embedded book:
     seeds vary the start); 'trained' = ``student_path`` itself, weights and all (real data, as the
     entry distilled into Google's pretrained MobileNet; seeds then vary only the data order)."""
-    from lpirc import models, runtime
-
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
     runtime.set_seed(seed)
@@ -246,8 +210,6 @@ def finish_student(model, out: Path, x_train, splits: dict, num_classes: int, se
     """What every grid task ends with: float top-1 on ``splits`` (and int8 top-1 when ``int8``), the
     model (and its int8 file) saved in ``out``, and a digest of the weights (equal digests:
     bit-identical models). ``clock`` gets laps 'evaluate' and 'int8: convert and evaluate'."""
-    from lpirc import evaluate, models, quantize
-
     clock = clock or Clock()
     out.mkdir(parents=True, exist_ok=True)
     row = {f"{name}_top1": models.evaluate_keras(model, x, y)["top1"] for name, (x, y) in splits.items()}
@@ -274,8 +236,6 @@ def online_costs(student_path: Path, teacher_paths: dict, images, labels, n: int
     ``rounds`` rounds that alternate the measurements: one training epoch of the student (forward,
     backward, update) and each teacher's forward pass; what a step costs when the teacher runs
     online, as it did in the entry."""
-    from lpirc import models
-
     x, y = images[:n], labels[:n]
     student = models.load_model(student_path)
     num_classes = student.output_shape[-1]
@@ -283,7 +243,7 @@ def online_costs(student_path: Path, teacher_paths: dict, images, labels, n: int
     inputs = models.fit_inputs(x, pack_targets(y, None, num_classes), batch_size=128, train=True)
     student.fit(**inputs, epochs=1, verbose=0)                       # traces the training step once
     for path in teacher_paths.values():
-        teacher_predict(path, x[:64])                                # warm-up
+        classifier_logits(path, x[:64])                                # warm-up
     times: dict[str, list] = {"student training step": [], **{name: [] for name in teacher_paths}}
     for _ in range(rounds):
         t0 = time.perf_counter()
@@ -291,7 +251,7 @@ def online_costs(student_path: Path, teacher_paths: dict, images, labels, n: int
         times["student training step"].append(time.perf_counter() - t0)
         for name, path in teacher_paths.items():
             t0 = time.perf_counter()
-            teacher_predict(path, x)
+            classifier_logits(path, x)
             times[name].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) / len(x) * 1000 for k, v in times.items()}
 
@@ -306,10 +266,6 @@ def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[
     {"teacher", "alpha", "epochs"} adds that teacher's students trained for ``epochs`` (the heavier
     teacher's wall-clock, see :func:`equal_time_epochs`), marked budget 'equal wall-clock'. Every cell
     uses the same seeds, so a seed gives the same data order in every arm (paired differences)."""
-    import pandas as pd
-
-    from lpirc.grid import run_grid
-
     cells = [(0.0, "none", epochs, "equal epochs")] + [(float(a), t, epochs, "equal epochs")
                                                          for t in logits_paths for a in alphas if a > 0]
     if equal_time:

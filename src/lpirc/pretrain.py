@@ -16,6 +16,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from lpirc import data, distill, stats
+from lpirc.grid import run_grid
 
 
 def arms(alpha: float, pool_multipliers, finetune_epochs: int, pretrain_epochs: int) -> list[dict]:
@@ -35,13 +39,10 @@ def label_pool(teacher_path, x_train, x_pool, cache_dir):
     """The teacher's logits for the labelled split and for the unlabeled pool (cached files), and a
     one-row description of the pool: its size, the labelling time, the teacher's mean confidence and
     how many classes it uses. Returns (description DataFrame, train logits file, pool logits file)."""
-    import pandas as pd
-
-    from lpirc.distill import teacher_logits_file
 
     t0 = time.perf_counter()
-    train_file, _ = teacher_logits_file(teacher_path, x_train, cache_dir)
-    pool_file, _ = teacher_logits_file(teacher_path, x_pool, cache_dir)
+    train_file, _ = distill.teacher_logits_file(teacher_path, x_train, cache_dir)
+    pool_file, _ = distill.teacher_logits_file(teacher_path, x_pool, cache_dir)
     seconds = time.perf_counter() - t0
     logits = np.load(pool_file)
     p = np.exp(logits - logits.max(1, keepdims=True))
@@ -59,7 +60,6 @@ def train_arm_point(*, out_dir: str, data_dir: str, student_path: str, train_log
                     representative_size: int, init: str = "trained", int8: bool = False) -> dict:
     """Pretrain (when ``multiplier`` > 0) and fine-tune one student; float top-1 (and int8 when ``int8``);
     files in out_dir."""
-    from lpirc import data, distill
 
     clock = distill.Clock()
     splits, classes = data.load_splits(Path(data_dir))
@@ -92,9 +92,6 @@ def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_p
                init: str = "trained", int8: bool = False, scheduler: str | None = None, report: Path | None = None):
     """Every arm x seed as a task on lpirc.grid; a DataFrame of rows in arm order. Every arm uses the
     same seeds, so a seed gives the same data order in every arm (paired differences)."""
-    import pandas as pd
-
-    from lpirc.grid import run_grid
 
     points = [dict(out_dir=str(Path(out_dir) / f"arm{i}_s{s}"), data_dir=str(data_dir), student_path=str(student_path),
                    train_logits_path=str(train_logits_path), pool_logits_path=str(pool_logits_path), seed=int(s),
@@ -107,9 +104,6 @@ def sweep_arms(out_dir: Path, data_dir: Path, student_path: Path, train_logits_p
 def against_controls(runs, agg):
     """The largest pool arm, the control it is judged against (b+, the same-steps control, when the grid
     has it; else b) and every arm's paired differences against b+ and b per split (lpirc.stats)."""
-    import pandas as pd
-
-    from lpirc import stats
 
     big = agg[agg.arm.str.startswith("c")].sort_values("pool images").iloc[-1].arm
     b = next(a for a in agg.arm if a.startswith("b:"))

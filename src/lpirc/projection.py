@@ -15,6 +15,7 @@ MACs / that rate is the lowest latency possible, and floor / measured is the eff
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +94,42 @@ def clock_mhz(cpu: dict) -> float | None:
     return cpu.get("max_mhz") or cpu.get("mhz")
 
 
-def ratio_transfer(reference_ms: float, ratio: float, ratio_ci: tuple[float, float]) -> dict:
+def ratio_transfer(reference_ms: float, ratio: float, ratio_ci: tuple[float, float], transfer_sd_log: float = 0.0) -> dict:
     """Pixel 2 latency of a model *derived* from a reference architecture (factorized, QAT, stacked):
     the reference's Pixel 2 latency (published where available) x the host latency ratio
     model / reference measured interleaved. No MAC term on top: the measured ratio already holds what
-    factorizing changed. The interval carries the ratio's interval (the published figure has none)."""
-    return {"pixel2_ms": reference_ms * ratio, "ci95": (reference_ms * ratio_ci[0], reference_ms * ratio_ci[1]),
-            "method": "ratio transfer", "reference_ms": reference_ms}
+    factorizing changed.
+
+    The interval carries the ratio's interval (the published figure has none) and, when
+    ``transfer_sd_log`` > 0, the error of carrying a host ratio over to the Pixel 2 (:func:`transfer_error`),
+    added in quadrature on the log scale, the ratio's interval read as ±1.96 standard errors of its
+    logarithm."""
+    est = reference_ms * ratio
+    lo, hi = ratio_ci
+    if transfer_sd_log > 0 and np.isfinite(lo) and np.isfinite(hi) and lo > 0:
+        se = math.sqrt((math.log(hi / lo) / (2 * 1.96)) ** 2 + transfer_sd_log ** 2)
+        ci = (est * math.exp(-1.96 * se), est * math.exp(1.96 * se))
+    else:
+        ci = (reference_ms * lo, reference_ms * hi)
+    return {"pixel2_ms": est, "ci95": ci, "method": "ratio transfer", "reference_ms": reference_ms,
+            "transfer_sd_log": float(transfer_sd_log)}
+
+
+def transfer_error(grid, precision: str = "int8", ratio_range: tuple[float, float] = (0.5, 1.0)) -> dict:
+    """How far a ratio measured on this host misses the Pixel 2 ratio of the same two architectures, over the
+    published grid (rows of :func:`time_grid` with ``host_ms`` and ``pixel2_ms_published``): for every pair
+    of grid configurations of ``precision`` whose host ratio (faster / slower) lies in ``ratio_range``, the
+    range derived models occupy, the log of (Pixel 2 ratio / host ratio). ``sd_log``, the root mean square
+    of those errors, is what :func:`ratio_transfer` adds to a transferred interval."""
+    g = grid[(grid.precision == precision) & grid.pixel2_ms_published.notna()]
+    h, p = np.log(g.host_ms.to_numpy(float)), np.log(g.pixel2_ms_published.to_numpy(float))
+    errors = [(p[i] - p[j]) - (h[i] - h[j]) for i in range(len(g)) for j in range(len(g))
+              if i != j and ratio_range[0] <= math.exp(h[i] - h[j]) < ratio_range[1]]
+    e = np.asarray(errors)
+    return {"precision": precision, "pairs": int(len(e)), "ratio_range": list(ratio_range),
+            "sd_log": float(np.sqrt(np.mean(e ** 2))) if len(e) else math.nan,
+            "median_abs_pct": float(100 * np.median(np.abs(np.expm1(e)))) if len(e) else math.nan,
+            "mean_log": float(e.mean()) if len(e) else math.nan}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ so a table never shows a p-value from another family than the verdict's.
 """
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -69,3 +72,24 @@ def with_wilson(frame, column: str, n: int, confidence: float = 0.95):
     (a fraction of ``n`` images, one model evaluated once), what the noise of a single accuracy is."""
     lo, hi = proportion_confint(np.round(frame[column].to_numpy(float) * n), n, alpha=1 - confidence, method="wilson")
     return frame.assign(**{f"{column}_low": lo, f"{column}_high": hi})
+
+
+# --------------------------------------------------------------------------------------------------
+# latency ratios with the timing session as the unit (lpirc.bench.timing_table saves them per session)
+def session_ratio(per_session_ratios, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Ratio and interval with the session as the unit: the geometric mean of the sessions' ratios of
+    medians and a Student-t interval of their logarithms (a single session: no interval, NaN)."""
+    logs = np.log(np.asarray(per_session_ratios, float))
+    est = float(np.exp(logs.mean()))
+    if len(logs) < 2:
+        return est, math.nan, math.nan
+    half = stats.t.ppf(0.5 + confidence / 2, len(logs) - 1) * logs.std(ddof=1) / math.sqrt(len(logs))
+    return est, float(np.exp(logs.mean() - half)), float(np.exp(logs.mean() + half))
+
+
+def session_spread(per_session_ratios) -> float:
+    """How much one file's ratio moves from one timing session to the next: the SD of the logarithms of its
+    per-session ratios (a list, or the JSON text of a saved table's ``session_ratios`` cell); nan with fewer
+    than two sessions, 0 for the table's reference file."""
+    r = json.loads(per_session_ratios) if isinstance(per_session_ratios, str) else list(per_session_ratios)
+    return float(np.std(np.log(np.asarray(r, float)), ddof=1)) if len(r) > 1 else math.nan

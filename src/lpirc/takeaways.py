@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.proportion import proportion_confint
 
-from lpirc.bench import session_spread
 from lpirc.claims import seeds_needed
 from lpirc.report import say
+from lpirc.stats import session_spread
 
 MIN_POINTS, MAX_POINTS = 3, 5
 
@@ -242,9 +242,12 @@ def factorization(folder: Path, results: Path) -> list[str]:
     versus = m.get("comparison_at_equal_latency")
     if versus:
         lo, hi = versus["ci95"]
-        pts.append(f"The latency-aware choice differs from the most accurate uniform configuration at most as slow "
-                   f"({versus['uniform']}) by {versus['difference_points']:+.2f} points [{lo:+.2f}, {hi:+.2f}]: "
-                   + ("choosing layers by measured latency paid off." if lo > 0 else
+        dom = versus.get("dominated_by") or []
+        pts.append(f"On the {versus.get('split', 'validation')} split, the latency-aware choice differs from the "
+                   f"configuration most accurate on validation at most as slow ({versus['uniform']}) by "
+                   f"{versus['difference_points']:+.2f} points [{lo:+.2f}, {hi:+.2f}]: "
+                   + (f"it loses to a simpler choice ({', '.join(dom)}: at most as slow, at least as accurate on "
+                      "holdout)." if dom else "choosing layers by measured latency paid off." if lo > 0 else
                       "choosing layers by measured latency cost accuracy." if hi < 0 else
                       "on one seed each, the two cannot be told apart."))
     elif m.get("greedy"):
