@@ -81,6 +81,7 @@ def test_projection_recovers_a_known_law():
 
 def test_macs_per_cycle():
     assert projection.macs_per_cycle(["avx2", "avx512f", "avx512_vnni"], "int8") == 64
+    assert projection.macs_per_cycle(["avx2", "avx512f", "avx512_vnni", "amx_int8"], "int8") == 1024
     assert projection.macs_per_cycle(["avx2"], "float32") == 16
     with pytest.raises(ValueError):
         projection.macs_per_cycle([], "int4")

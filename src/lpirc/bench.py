@@ -126,12 +126,34 @@ def with_session_ratios(frame):
                         ratio_ci_high=[e[2] for e in est])
 
 
+def input_size(path) -> str:
+    """A .tflite file's input size, 'HxW' (what :func:`grouped_timing_table` groups files by)."""
+    h, w = interpreter(path).get_input_details()[0]["shape"][1:3]
+    return f"{int(h)}x{int(w)}"
+
+
+def grouped_timing_table(files: dict, runs: int, warmup: int = 5, count: int = SESSIONS) -> "pd.DataFrame":
+    """:func:`timing_table` once per input size: files of one size are timed interleaved with each other,
+    never with files of another size. A 32x32 model timed between 160x160 ones finds its weights and
+    activations evicted from the caches every run and measures up to twice as slow as when it runs among
+    its peers, as it does in its chapter and on a phone that runs one model. Rows keep the order of
+    ``files`` within a group; ``group`` names it, and ratios are to the group's first file."""
+    groups: dict[str, dict] = {}
+    for name, path in files.items():
+        groups.setdefault(input_size(path), {})[name] = path
+    return pd.concat([timing_table(g, runs=runs, warmup=warmup, count=count).assign(group=size)
+                      for size, g in groups.items()], ignore_index=True)
+
+
 def pair_ratio(table, a: str, b: str, confidence: float = 0.95) -> tuple[float, float, float]:
     """The latency ratio ``a`` / ``b`` of two files of one saved timing table (indexed or with a ``file``
     column, and its ``session_ratios``): in each session both were timed against the same first file, so
     a session's a/b is the quotient of their ratios to it; the ratio and its interval across sessions as
     :func:`lpirc.stats.session_ratio` gives them. The one way a chapter's pair of files is read off the table."""
     t = table if "file" not in getattr(table, "columns", []) else table.set_index("file")
+    if "group" in t.columns and t.group[a] != t.group[b]:
+        raise ValueError(f"{a} ({t.group[a]}) and {b} ({t.group[b]}) were timed in different groups of the table: "
+                         "their sessions share no reference file")
     ra, rb = (np.asarray(json.loads(v) if isinstance(v, str) else v, float)
               for v in (t.session_ratios[a], t.session_ratios[b]))
     return session_ratio(ra / rb, confidence)

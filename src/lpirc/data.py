@@ -416,7 +416,7 @@ def load_splits(data_dir: Path, names=("train", "val", "holdout")) -> tuple[dict
 def datasheet(record: dict, splits: dict, source: str):
     """The datasheet chapter's two tables: split sizes (with each image array's digest) and images per
     class per split (for the embedded extra pool, its hidden generator classes, shown for information)."""
-    sizes = pd.DataFrame([{"split": s, "images": len(y), "labelled": bool((y >= 0).all()) if len(y) else False,
+    sizes = pd.DataFrame([{"split": s, "images": len(y), "labelled": "yes" if len(y) and (y >= 0).all() else "no",
                            "image shape": "x".join(map(str, x.shape[1:])) if len(x) else "-",
                            "SHA-256 (first 12)": record["splits"][s]["x_sha256"][:12]} for s, (x, y) in splits.items()])
     classes = record["classes"]

@@ -68,12 +68,16 @@ def leave_one_out(host_ms, macs, target_ms, use_macs: bool | None = None) -> np.
 def macs_per_cycle(flags: list[str], precision: str) -> int:
     """Peak multiply-accumulates per cycle of one core, from its ISA flags.
 
-    int8: AVX-512 VNNI (VPDPBUSD, 64 int8 MACs per 512-bit instruction) counted at one per cycle;
+    int8: AMX (TDPBSSD: a 16x64 by 64x16 int8 tile product, 16,384 MACs, one every 16 cycles) 1024,
+    which XNNPACK's int8 kernels use where the CPU has it (Intel Sapphire Rapids and later);
+    AVX-512 VNNI (VPDPBUSD, 64 int8 MACs per 512-bit instruction) counted at one per cycle;
     AVX-VNNI or AVX2 32. float32: two FMA pipes of 16 (AVX-512) or 8 (AVX2) lanes. These are
     nominal peaks; the floor is a bound, not a prediction.
     """
     flags = set(flags)
     if precision == "int8":
+        if "amx_int8" in flags:
+            return 1024
         if "avx512_vnni" in flags:
             return 64
         if "avx_vnni" in flags or "avx2" in flags:

@@ -51,7 +51,8 @@ def wilson_half_width(p: float, n: int) -> float:
 # a claim as a point: the verdict, the number it was read from, and why
 _WHY = {
     "reproduced": "the whole interval lies on the claim's side of its criterion, so the entry's observation holds here",
-    "not reproduced": "the interval lies wholly on the other side of the criterion: the observation does not hold on this task",
+    "not reproduced": ("the interval lies wholly on the other side of the criterion: the observation, in the strength "
+                       "the criterion asks of it, does not hold here"),
     "inconclusive": "the interval straddles the criterion, so this run cannot tell either way",
 }
 
@@ -78,7 +79,10 @@ def claim_point(claim: dict, label: str | None = None) -> str:
     md, design = claim.get("min_detectable"), claim.get("design") or {}
     if claim["verdict"] == "inconclusive" and _finite(md) and _finite(design.get("margin_points")):
         text += (f"; with {design.get('n', '?')} seeds the run could settle only {md:.2f} points against a margin of "
-                 f"{design['margin_points']:g}, so more seeds, not a different answer, is what it lacks")
+                 f"{design['margin_points']:g}, so more seeds, not a different answer, is what it lacks"
+                 if md > design["margin_points"] else
+                 f"; the run had the power for its margin ({design.get('n', '?')} seeds settle {md:.2f} points against "
+                 f"{design['margin_points']:g}): it is inconclusive because the estimate itself lies on the margin")
     return text + "."
 
 
@@ -170,17 +174,23 @@ def baseline(folder: Path, results: Path) -> list[str]:
 
 def last_epoch(folder: Path, n_val: int) -> str:
     """The baseline chapter's first exercise, answered from this run: the student's validation top-1 change
-    in its last epoch, against the noise of one accuracy on ``n_val`` images."""
+    in its last epoch and over its last three, beside the half-width of one accuracy on ``n_val`` images,
+    a conservative yardstick for a change between two evaluations of the same images."""
     curve = (_json(Path(folder) / "histories.json") or {}).get("student", {}).get("val_top1", [])
     if len(curve) < 2:
         return "The student trained for a single epoch here: there is no last-epoch change to read."
     last, hw = 100 * (curve[-1] - curve[-2]), wilson_half_width(curve[-1], n_val)
-    verdict = ("it was still improving when training stopped, so more epochs would raise every chapter's starting "
-               "point, and each technique must be compared with a control that trained as long." if last > hw else
-               "it had levelled off, as far as one accuracy can tell."
-               if last >= -hw else "it fell by more than the noise in the last epoch: the final weights are not its best.")
-    return (f"In its last epoch the student's validation top-1 moved {last:+.2f} points, against ±{hw:.2f} points of "
-            f"noise in one accuracy (95% Wilson): {verdict}")
+    k = min(3, len(curve) - 1)
+    late = 100 * (curve[-1] - curve[-1 - k])
+    verdict = ("it was still rising when training stopped, so more epochs would raise every chapter's starting point, "
+               "and each technique must be compared with a control that trained as long." if late > hw else
+               "it fell over its last epochs by more than that: the final weights are not its best." if late < -hw else
+               "by that yardstick the curve had flattened; a smaller rise could still be real, which only a per-image "
+               "comparison of the two epochs' predictions could show.")
+    return (f"In its last epoch the student's validation top-1 moved {last:+.2f} points, and {late:+.2f} over its last "
+            f"{k} epochs. The ±{hw:.2f} points of one accuracy (95% Wilson) is a conservative yardstick for such a change: "
+            f"both evaluations score the same images, and the images right or wrong at both cannot move it. Over the last "
+            f"{k} epochs, {verdict}")
 
 
 def batchnorm_window(n_train: int, batch_size: int, epochs: int, momentum: float = 0.9,
@@ -408,23 +418,31 @@ def summary(folder: Path, results: Path) -> list[str]:
     found = _json(folder / "claims.json") or []
     verdicts = pd.Series([c["verdict"] for c in found])
     names = {v: [c["id"].replace("_", " ") for c in found if c["verdict"] == v] for v in verdicts.unique()}
-    pts = [f"Of the entry's {len(found)} observations tested, " + "; ".join(
+    pts = [f"Of the {len(found)} claims tested (the entry's observations as it made them, its stacked model judged on one "
+           "task, and the search the rule rewarded), " + "; ".join(
         f"{len(names[v])} {v} ({', '.join(names[v])})" for v in ("reproduced", "not reproduced", "inconclusive") if v in names)
         + ". A verdict is read off an interval against a criterion fixed before the run, never off a p-value alone."]
-    inconclusive = [c for c in found if c["verdict"] == "inconclusive" and _finite(c.get("min_detectable"))]
-    if inconclusive:
-        worst = max(inconclusive, key=lambda c: c["min_detectable"])
-        pts.append(f"The inconclusive verdicts are limits of this run's size, not findings: {worst['id'].replace('_', ' ')}, "
-                   f"for one, could settle only {worst['min_detectable']:.2f} points with its seeds.")
+    undecided = [c for c in found if c["verdict"] == "inconclusive"]
+    if undecided:
+        underpowered = [c for c in undecided if _finite(c.get("min_detectable"))
+                        and c["min_detectable"] > (c.get("design") or {}).get("margin_points", math.inf)]
+        on_margin = [c for c in undecided if _finite(c.get("min_detectable")) and c not in underpowered]
+        other = [c for c in undecided if c not in underpowered and c not in on_margin]
+        say_ids = lambda cs: ", ".join(c["id"].replace("_", " ") for c in cs)  # noqa: E731
+        pts.append("Why the inconclusive verdicts are inconclusive: " + "; ".join(part for part in (
+            f"too few seeds for the margin ({say_ids(underpowered)})" if underpowered else "",
+            f"enough seeds for the margin, but an estimate whose interval straddles it ({say_ids(on_margin)})" if on_margin else "",
+            f"one part of a two-part criterion, or an interval from one evaluation, that straddles its threshold "
+            f"({say_ids(other)})" if other else "") if part) + ".")
     st = [c for c in found if c["id"].startswith("stacked")]
     if st:
         pts.append(claim_point(st[0], "the stacked model is faster at little cost"))
     table = _csv(folder / "tables" / "summary.csv")
     if table is not None and len(table):
         top = table.loc[table.score.idxmax()]
-        pts.append(f"In the study's table the highest score is {top.model}'s ({top.score:.1f}), with its accuracy from the "
-                   "embedded task and its latency from the equivalent challenge architecture: an illustration of the rule "
-                   "ranked within that table only.")
+        pts.append(f"The study table's illustrative score (embedded accuracy x the equivalent architecture's Pixel 2 "
+                   f"latency) is highest for {top.model.split(' (')[0]}, {_score(top.score, top.score_ci_low, top.score_ci_high)}; "
+                   "it mixes two tasks, so it illustrates the rule and ranks nothing: the claims above are judged on one task.")
     pts.append("What carries over to the challenge is the method: pair every comparison, time ratios interleaved across "
                "sessions, and state the criterion before the run; the embedded task's accuracies themselves do not.")
     return pts[:MAX_POINTS]
@@ -452,7 +470,8 @@ def seeds_at_half_margin(folder, claim_id: str = "mixing_ratio") -> str:
     return (f"From this page's *{c['id'].replace('_', ' ')}* verdict: {n} seeds, an SD of the paired differences of "
             f"{sd:.2f} points, a margin of {m:g} point over {k} comparison(s). At that margin `seeds_needed` asks for "
             f"{say_n(full)}; at half of it ({m / 2:g}) for {say_n(half)}"
-            + (f", {half / full:.1f} times as many: the detectable margin shrinks only as 1 / sqrt(n)." if full and half else "."))
+            + (f", {half / full:.1f} times as many: the detectable margin shrinks only as 1 / sqrt(n), so four times as many in "
+               "the limit, fewer at small n, where Student's t quantiles shrink too." if full and half else "."))
 
 
 def paired_change_sentence(r: dict, a: str, b: str) -> str:
@@ -472,19 +491,27 @@ def paired_change_sentence(r: dict, a: str, b: str) -> str:
 def seeds_to_settle(folder) -> str:
     """The summary's first exercise, from claims.json: for each inconclusive seed-based verdict, the seeds
     its design would need to settle its margin at the criteria's power, from this run's SD."""
-    rows = []
+    rows, on_margin = [], []
     for c in _json(Path(folder) / "claims.json") or []:
         d = c.get("design") or {}
         if c["verdict"] != "inconclusive" or not _finite(d.get("sd_points"), d.get("margin_points")) or not d["sd_points"] > 0:
+            continue
+        if c.get("min_detectable", math.inf) <= d["margin_points"]:
+            lo, hi = c["interval"]
+            on_margin.append(f"*{c['id'].replace('_', ' ')}* already had the power ({d['n']} seeds settle "
+                             f"{c['min_detectable']:.2f} points against a margin of {d['margin_points']:g}); its estimate, "
+                             f"{c['estimate']:.2f} [{lo:.2f}, {hi:.2f}], straddles the margin, and more seeds only narrow that "
+                             "interval as 1 / sqrt(n): they settle it unless the true value sits on the margin itself")
             continue
         need = seeds_needed(d["sd_points"], d["margin_points"], d["kind"], d.get("comparisons", 1), d.get("power", 0.8))
         rows.append(f"*{c['id'].replace('_', ' ')}*: {d['n']} seeds with an SD of {d['sd_points']:.2f} points settle "
                     f"{c.get('min_detectable', math.nan):.2f} points against a margin of {d['margin_points']:g}; it would "
                     f"take {f'{need} seeds' if need else 'more than 200 seeds'}")
-    if not rows:
+    if not rows and not on_margin:
         return ("No verdict of this run is both inconclusive and seed-based: the inconclusive ones, if any, are limited "
                 "by timing or by single evaluations, which more seeds do not help.")
-    return "; ".join(rows) + ". A verdict that needs many times the seeds it had is a question this budget cannot answer."
+    return "; ".join(rows + on_margin) + (". A verdict that needs many times the seeds it had is a question this budget "
+                                          "cannot answer." if rows else ".")
 
 
 def knee_comparison(table, other: str = "int8 PTQ") -> str:
