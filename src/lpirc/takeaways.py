@@ -271,7 +271,7 @@ def factorization(folder: Path, results: Path) -> list[str]:
 def distillation(folder: Path, results: Path) -> list[str]:
     c = _claims(folder)
     labels = {"mixing_ratio": "the mixing ratio does not matter", "distillation_helps": "distillation helps",
-              "lighter_teacher": "a lighter teacher does as well, sooner"}
+              "lighter_teacher": "a lighter teacher gives a better student in the same time"}
     pts = [claim_point(c[k], labels[k]) for k in labels if k in c]
     runs = _csv(folder / "tables" / "runs.csv")
     if runs is not None and "val_curve" in runs:
@@ -288,6 +288,15 @@ def distillation(folder: Path, results: Path) -> list[str]:
                           "learning, and more epochs could change them." if lo > 0 else
                           "the learning curves were falling at the end." if hi < 0 else
                           "the learning curves had levelled off, so more epochs would not obviously change the verdicts."))
+    teachers, costs = _csv(folder / "tables" / "teachers.csv"), (_json(folder / "metrics.json") or {}).get("online_costs_ms", {})
+    if "lighter_teacher" in c and teachers is not None and len(teachers) >= 2 and all(t in costs for t in teachers.teacher):
+        t = teachers.assign(ms=teachers.teacher.map(costs)).sort_values("ms")
+        fast, slow = t.iloc[0], t.iloc[-1]
+        better = "more" if fast["val top-1 (%)"] > slow["val top-1 (%)"] else "less"
+        pts.append(f"{fast.teacher}, the teacher that is faster per image ({fast.ms:.2f} against {slow.ms:.2f} ms online), is "
+                   f"also the {better} accurate one ({fast['val top-1 (%)']:.1f}% against {slow['val top-1 (%)']:.1f}% "
+                   f"validation top-1) with {fast.MMACs / slow.MMACs:.1f}x the MACs"
+                   + (": this experiment cannot tell a lighter teacher from a better one." if better == "more" else "."))
     untested = [labels[k] for k in labels if k not in c]
     if untested:
         pts.append("This run's grid could not test " + "; ".join(f"*{u}*" for u in untested) + ": its profile has too "
