@@ -87,51 +87,185 @@ def project_copy(tmp_path):
     return copy_project(tmp_path / "project")
 
 
-@pytest.fixture(scope="session")
-def smoke_run(tmp_path_factory):
-    """The whole pipeline on the smoke profile, once per test session, in a throwaway project copy."""
-    import subprocess
-    import sys
+# The runner's contract (one writer per profile, results swapped in whole, a kill at any instant loses
+# nothing, a failing step names its notebook) holds whatever a step computes: those tests run a toy data
+# step, the real notebook's parameters cell and a body that writes the step's files over a while (1 ms
+# an image) without TensorFlow, so a run takes seconds, not the real step's import of TensorFlow.
+TOY_DATA_STEP = [
+    """import hashlib
+import json
+import os
+import time
+from pathlib import Path
 
-    dst = copy_project(tmp_path_factory.mktemp("smoke") / "project")
-    env = {**os.environ, "LPIRC_ROOT": str(dst)}
-    env.pop("LPIRC_RESULTS_DIR", None)
-    proc = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke"], cwd=dst, env=env,
-                          capture_output=True, text=True, timeout=1200)
+import numpy as np
+
+from lpirc.runner.context import _die_with_runner   # the kernel dies with the runner, as start_step has it
+
+out = Path(os.environ.get("LPIRC_STEP_OUT") or "toy_data")
+if os.environ.get("LPIRC_STEP_OUT"):
+    _die_with_runner()
+out.mkdir(parents=True, exist_ok=True)""",
+    """def make_dataset(out, sizes, seed):
+    \"\"\"Each split's array (train first, as the real step), then a pause of 1 ms an image.\"\"\"
+    splits = {}
+    for split, n in sizes.items():
+        x = np.random.default_rng([seed, n]).integers(0, 256, (n, 8), dtype=np.uint8)
+        np.save(out / f"{split}_x.npy", x)
+        splits[split] = {"n": n, "sha256": hashlib.sha256(x.tobytes()).hexdigest()}
+        time.sleep(n / 1000)
+    return splits
+
+
+splits = make_dataset(out, dict(train=train_size, val=val_size, holdout=holdout_size, extra=extra_size), seed)
+(out / "dataset.json").write_text(json.dumps({"source": source, "splits": splits}))""",
+    """(out / "metrics.json").write_text(json.dumps({"splits": {s: {"n": v["n"]} for s, v in splits.items()}}))""",
+]
+
+
+def toy_project(dst: Path) -> Path:
+    """A project copy whose data step is the toy above (the other steps are the real ones)."""
+    import json
+
+    project = copy_project(dst)
+    path = project / "notebooks" / "00_data.ipynb"
+    nb = json.loads(path.read_text())
+    params = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    code = [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": src}
+            for src in TOY_DATA_STEP]
+    nb["cells"] = [{"cell_type": "markdown", "metadata": {}, "source": "# A toy data step"}, params, *code]
+    path.write_text(json.dumps(nb, indent=1))
+    return project
+
+
+@pytest.fixture
+def toy_copy(tmp_path):
+    """A project copy whose data step is a toy without TensorFlow (:data:`TOY_DATA_STEP`)."""
+    return toy_project(tmp_path / "project")
+
+
+class SmokeRun:
+    """The whole pipeline on the smoke profile in a throwaway project copy, then, when a selected test
+    reads it, the book built from it (``lpirc book``: -W -n --keep-going). Started in the background as
+    soon as the session has collected its tests (:func:`pytest_collection_finish`), and the tests that
+    read it run last (:func:`pytest_collection_modifyitems`): the other tests run meanwhile."""
+
+    def __init__(self, folder: Path, book: bool):
+        import threading
+
+        self.project = copy_project(folder / "project")
+        self.results = self.project / "results" / "smoke"
+        self.want_book, self.procs = book, []
+        self.run = self.book = self.error = None
+        self._thread = threading.Thread(target=self._work, daemon=True)
+        self._thread.start()
+
+    def _call(self, *args: str):
+        import subprocess
+        import sys
+
+        env = {**os.environ, "LPIRC_ROOT": str(self.project)}
+        env.pop("LPIRC_RESULTS_DIR", None)
+        cmd = [sys.executable, "-m", "lpirc", *args]
+        proc = subprocess.Popen(cmd, cwd=self.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        self.procs.append(proc)
+        out, err = proc.communicate(timeout=1800)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+    def _work(self):
+        try:
+            self.run = self._call("run", "--profile", "smoke")
+            if self.want_book and self.run.returncode == 0:
+                self.book = self._call("book", "--profile", "smoke")
+        except Exception as exc:          # noqa: BLE001 — reported by the fixture that waits
+            self.error = exc
+
+    def wait(self) -> "SmokeRun":
+        self._thread.join()
+        assert self.error is None, repr(self.error)
+        return self
+
+    def stop(self) -> None:
+        import signal
+
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(request, tmp_path_factory):
+    """The whole pipeline on the smoke profile, once per test session, in a throwaway project copy:
+    (project, results, the run's CompletedProcess)."""
+    job = getattr(request.config, "smoke", None)
+    if job is None:                        # not started at collection: start it now
+        job = request.config.smoke = SmokeRun(tmp_path_factory.mktemp("smoke"), book=True)
+    job.wait()
+    proc = job.run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return dst, dst / "results" / "smoke", proc
+    return job.project, job.results, proc
 
 
 @pytest.fixture(scope="session")
-def smoke_book(smoke_run):
+def smoke_book(request, smoke_run):
     """The smoke results built into a book with -W -n --keep-going; (html root, project copy)."""
-    from lpirc.runner import book
-
-    dst, results, _ = smoke_run
-    book.build("smoke", root=dst, results=results)
+    dst, _, _ = smoke_run
+    built = request.config.smoke.book
+    assert built is not None, "the book was not built"
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     return dst / "_build" / "html", dst
 
 
 # --------------------------------------------------------------------------------------------------
-# The imagenet profile's end-to-end runs (tests/imagenet_e2e.py) take about ten minutes on one core:
-# they start in the background as soon as their tests are collected, and run beside the other tests.
+# The imagenet profile's end-to-end run (tests/imagenet_e2e.py) keeps one core busy for minutes: it
+# starts in the background as soon as its test is collected (and selected), and runs beside the others.
+E2E_TEST = "test_every_step_runs_on_streamed_folders"
+
+
+def _order(item) -> int:
+    """Where a test runs in the session: 0 the quick tests, 1 those reading the smoke run (started in the
+    background at collection, done by then or soon), 2 the other slow tests, 3 the imagenet end-to-end
+    test, which waits for its run (in the background, at a lower priority, filling idle cores)."""
+    names = getattr(item, "fixturenames", ())
+    if "e2e" in names:
+        return 3
+    if "smoke_run" in names:
+        return 1
+    return 2 if item.get_closest_marker("slow") else 0
+
+
+def pytest_collection_modifyitems(config, items):
+    """The quick tests first, then those that wait for a background run or take long (each group in
+    its order): the background runs use the other core meanwhile."""
+    items.sort(key=_order)
+
+
 def pytest_collection_finish(session):
     import subprocess
     import sys
     import tempfile
 
-    if not any(Path(str(item.fspath)).name == "test_imagenet_profile.py" for item in session.items):
+    needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
+    if "smoke_run" in needs:
+        session.config.smoke = SmokeRun(Path(tempfile.mkdtemp(prefix="lpirc-smoke-")), book="smoke_book" in needs)
+    if not any(getattr(item, "originalname", item.name) == E2E_TEST for item in session.items):
         return
     out = Path(tempfile.mkdtemp(prefix="lpirc-imagenet-e2e-"))
     log = open(out / "script.log", "w")
     proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "imagenet_e2e.py"), str(out)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=lambda: os.nice(10))     # the other tests first; it fills idle cores
     session.config.imagenet_e2e = (proc, out)
 
 
 def pytest_sessionfinish(session):
+    """An interrupted session stops the background runs too."""
+    smoke = getattr(session.config, "smoke", None)
+    if smoke is not None:
+        smoke.stop()
     started = getattr(session.config, "imagenet_e2e", None)
-    if started and started[0].poll() is None:       # an interrupted session: stop the runs too
+    if started and started[0].poll() is None:
         import signal
 
         os.killpg(started[0].pid, signal.SIGKILL)

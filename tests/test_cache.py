@@ -182,11 +182,12 @@ def test_editing_factorize_makes_exactly_its_steps_stale(smoke_run):
     try:
         module.write_text(saved + "\n# a comment\n")
         stale = stale_steps(project)
-        assert set(stale) == {"factorization", "stacked", "benchmark", "summary"}, stale
+        assert set(stale) == {"factorization", "stacked", "benchmark", "rule", "summary"}, stale
         assert stale["factorization"] == "code changed: lpirc/factorize.py"
         assert stale["stacked"] == "code changed: lpirc/factorize.py"
         assert stale["benchmark"] == "upstream stale: factorization, stacked"   # stale by what it reads only
-        assert stale["summary"] == "upstream stale: factorization, benchmark, stacked"
+        assert stale["rule"] == "upstream stale: benchmark, factorization"
+        assert stale["summary"] == "upstream stale: factorization, benchmark, stacked, rule"
     finally:
         module.write_text(saved)
     assert stale_steps(project) == {}
@@ -194,7 +195,6 @@ def test_editing_factorize_makes_exactly_its_steps_stale(smoke_run):
 
 # --------------------------------------------------------------------------------------------------
 # one writer per profile
-@pytest.mark.slow
 def test_a_second_run_of_a_profile_is_refused_naming_the_holder(toy_copy):
     """On the toy data step of conftest.py: the lock does not depend on what a step computes."""
     project_copy = toy_copy

@@ -49,9 +49,78 @@ def test_factorization_claims():
     assert C.factorization_latency(0.75, (0.72, 0.79), "last9_r0.25").verdict == R
     assert C.factorization_latency(0.95, (0.90, 0.99), "last9_r0.25").verdict == N
     assert C.factorization_latency(0.83, (0.80, 0.87), "last9_r0.25").verdict == I
-    assert C.factorization_accuracy(0.80, 0.79, 100_000).verdict == R        # 1.25% relative, tight
-    assert C.factorization_accuracy(0.80, 0.60, 100_000).verdict == N        # 25% relative
-    assert C.factorization_accuracy(0.80, 0.76, 200).verdict == I            # 5% with a wide interval
+    assert C.factorization_accuracy(*paired_outcomes(100_000, 0.8, 1_000)).verdict == R    # 1.25% relative, tight
+    assert C.factorization_accuracy(*paired_outcomes(100_000, 0.8, 20_000)).verdict == N   # 25% relative
+    assert C.factorization_accuracy(*paired_outcomes(200, 0.8, 8)).verdict == I            # 5% with a wide interval
+
+
+def paired_outcomes(n, control_acc, lost, gained=0):
+    """(control, factorized) per-image outcomes: the control right on the first control_acc x n images; the
+    factorized model misses ``lost`` of those and gets ``gained`` of the control's misses right."""
+    c = np.zeros(n, bool)
+    c[:round(control_acc * n)] = True
+    f = c.copy()
+    f[:lost] = False
+    if gained:
+        f[n - gained:] = True
+    return c, f
+
+
+def test_factorization_accuracy_is_paired():
+    """3% relative loss on 2,000 images, the factorized model losing 48 of the control's 1,600 right answers and
+    gaining none: paired, the interval lies below the entry's 5.5%; as two independent proportions (the
+    former test) it would straddle it."""
+    c, f = paired_outcomes(2000, 0.8, 48)
+    claim = C.factorization_accuracy(c, f)
+    assert claim.estimate == pytest.approx(3.0) and claim.verdict == R
+    assert claim.interval[1] < 100 * C.thresholds()["relative_loss"]
+    unpaired_se = np.sqrt((c.mean() * (1 - c.mean()) + f.mean() * (1 - f.mean())) / len(c)) / c.mean()
+    assert 3.0 + 196 * unpaired_se > 100 * C.thresholds()["relative_loss"]
+    # the same top-1s with the pairing broken (the losses spread over images the control also missed) widen it
+    rng = np.random.default_rng(0)
+    shuffled = C.relative_loss(c, rng.permutation(f))
+    assert shuffled["loss"] == pytest.approx(0.03) and shuffled["se"] > 2 * C.relative_loss(c, f)["se"]
+    with pytest.raises(ValueError):
+        C.relative_loss(c, f[:-1])
+
+
+def test_no_discordant_image_is_no_certainty():
+    """Two models at chance that answer every image alike (20 of 200 right): no image tells them apart, which
+    is not evidence that they are equal; the interval keeps a width (half an image added to each cell of the
+    paired table) and the verdict is inconclusive, not a zero-width 'reproduced'."""
+    c, f = paired_outcomes(200, 0.1, 0)
+    rl = C.relative_loss(c, f)
+    assert rl["loss"] == 0 and rl["ci"][1] - rl["ci"][0] > 0.1
+    assert C.factorization_accuracy(c, f).verdict == I
+    c, f = paired_outcomes(20_000, 0.8, 0)                      # many images, all agreeing: a narrow interval
+    assert C.factorization_accuracy(c, f).verdict == R
+
+
+def test_relative_loss_interval_agrees_with_a_paired_bootstrap():
+    rng = np.random.default_rng(3)
+    c = rng.random(3000) < 0.75
+    f = c.copy()
+    flip = rng.random(3000) < 0.06                  # the factorized model disagrees on about 6% of images
+    f[flip] = ~f[flip]
+    rl = C.relative_loss(c, f)
+    idx = rng.integers(0, 3000, (4000, 3000))
+    boot = 1 - f[idx].mean(1) / c[idx].mean(1)
+    assert rl["loss"] == pytest.approx(1 - f.mean() / c.mean())
+    assert rl["se"] == pytest.approx(boot.std(ddof=1), rel=0.1)
+    lo, hi = rl["ci"]
+    assert (hi - lo) / 2 == pytest.approx(1.96 * rl["se"], rel=1e-3)
+
+
+def test_factorization_accuracy_shows_its_budget_and_confidence():
+    c, f = paired_outcomes(1000, 0.8, 10, gained=4)
+    budget = {"layers": 9, "epochs_per_layer": 1, "factorized_steps": 288, "control_epochs": 9, "control_steps": 288}
+    claim = C.factorization_accuracy(c, f, untuned_top1=0.78, budget=budget)
+    assert claim.confidence == 0.95 and "95% interval" in claim.criterion and "same-budget" in claim.criterion
+    assert "288 gradient steps" in claim.detail and "10 only the control" in claim.detail and "4 only the factorized" in claim.detail
+    assert "95% interval" in C.verdict_markdown(claim) and claim.design["budget"] == budget
+    assert list(claim.sensitivity) == pytest.approx([100 * C.thresholds()["relative_loss"], 3.0, 10.0])
+    assert "justification" in C.criteria()["claims"]["factorization_accuracy"]
+    assert "same budget" in C.statements()["factorization_accuracy"][1]
 
 
 def test_equivalence_iut_three_ways():
@@ -121,19 +190,76 @@ def test_verdict_markdown_shows_the_deciding_interval():
     assert "90% interval" in text and "Design: 5 seeds" in text
 
 
+def flipped(outcomes, right_to_wrong=0, wrong_to_right=0):
+    """``outcomes`` with the first ``right_to_wrong`` right images made wrong and the first ``wrong_to_right``
+    wrong ones made right."""
+    out = outcomes.copy()
+    out[np.flatnonzero(outcomes == 1)[:right_to_wrong]] = 0
+    out[np.flatnonzero(outcomes == 0)[:wrong_to_right]] = 1
+    return out
+
+
+EQUAL = (0.98, 1.03)       # a latency ratio stacked / control whose interval holds 1: about equal latency
+
+
 def test_stacked_on_task():
     rng = np.random.default_rng(3)
     base = correctness(4000, 0.7, rng)
-    same = base.copy()
-    same[np.flatnonzero(base == 1)[:30]] = 0           # 0.75 point worse, precisely
-    same[np.flatnonzero(base == 0)[:25]] = 1
-    assert C.stacked_on_task(same, base, 0.8, (0.78, 0.82)).verdict == R
-    assert C.stacked_on_task(same, base, 1.02, (1.01, 1.04)).verdict == N         # not faster
-    worse = base.copy()
-    worse[np.flatnonzero(base == 1)[:200]] = 0         # 5 points worse
-    assert C.stacked_on_task(worse, base, 0.8, (0.78, 0.82)).verdict == N
-    few = C.stacked_on_task(same[:200], base[:200], 0.8, (0.78, 0.82))
+    same = flipped(base, 30, 25)                       # 0.125 point worse than the baseline
+    ctl = flipped(same, 200)                           # a width control 5 points worse than the stacked model
+    assert C.stacked_on_task(same, base, 0.8, (0.78, 0.82), ctl, 1.0, EQUAL).verdict == R
+    assert C.stacked_on_task(same, base, 1.02, (1.01, 1.04), ctl, 1.0, EQUAL).verdict == N         # not faster
+    worse = flipped(base, 200)                         # 5 points worse than the baseline
+    assert C.stacked_on_task(worse, base, 0.8, (0.78, 0.82), flipped(worse, 200), 1.0, EQUAL).verdict == N
+    few = C.stacked_on_task(same[:200], base[:200], 0.8, (0.78, 0.82), ctl[:200], 1.0, EQUAL)
     assert few.verdict in (R, I) and few.confidence == 0.90
+
+
+@pytest.mark.parametrize("control_change,ratio_ci,expected,part", [
+    ((200, 0), EQUAL, R, R),             # the stacked model beats the width control by 5 points at equal latency
+    ((0, 0), EQUAL, R, R),               # a tie: the control is not more accurate beyond the margin
+    ((0, 200), EQUAL, N, N),             # the control is 5 points more accurate at equal latency: beaten
+    ((0, 40), EQUAL, I, I),              # the control 1 point better: the interval straddles the margin
+    ((0, 200), (0.80, 0.85), I, I),      # the control more accurate but slower: a trade, not a loss at equal latency
+    ((0, 0), (1.05, 1.10), I, I),        # a tie, but the stacked model slower: not shown at equal latency
+    ((0, 200), (1.05, 1.10), N, N),      # the control more accurate and faster: beaten
+    ((200, 0), (0.80, 0.85), R, R),      # the stacked model more accurate and faster
+    ((0, 0), (float("nan"), float("nan")), I, I),   # one timing session: no interval, no verdict
+])
+def test_stacked_against_the_width_control(control_change, ratio_ci, expected, part):
+    rng = np.random.default_rng(5)
+    base = correctness(4000, 0.7, rng)
+    stacked = base.copy()                              # as accurate as the baseline, and faster: that part holds
+    ctl = flipped(stacked, *control_change)
+    claim = C.stacked_on_task(stacked, base, 0.8, (0.78, 0.82), ctl, 1.0, ratio_ci)
+    assert claim.verdict == expected and claim.design["control"]["verdict"] == part
+    d = claim.design["control"]
+    assert d["difference_points"] == pytest.approx(100 * (stacked.mean() - ctl.mean()))
+    lo, hi = d["ci90"]
+    assert lo <= d["difference_points"] <= hi
+    # the verdict follows from the intervals printed beside it
+    assert f"[{lo:+.2f}, {hi:+.2f}] (90%)" in claim.detail and "stacked / control" in claim.detail
+    assert ("not shown at equal latency" in claim.detail) == (control_change == (0, 0) and ratio_ci == (1.05, 1.10))
+    assert ("a trade" in claim.detail) == (control_change == (0, 200) and ratio_ci == (0.80, 0.85))
+    assert "accuracy: " + R in claim.detail       # the baseline part, unchanged
+
+
+def test_stacked_claim_without_a_control_is_inconclusive_and_margins_move_the_control_part():
+    rng = np.random.default_rng(7)
+    base = correctness(4000, 0.7, rng)
+    claim = C.stacked_on_task(base, base, 0.8, (0.78, 0.82))
+    assert claim.verdict == I and "none in this run" in claim.detail and claim.design["control"] is None
+    ctl = flipped(base, 0, 40)                         # the control 1 point better: -1.0 [-1.26, -0.74]
+    claim = C.stacked_on_task(base, base, 0.8, (0.78, 0.82), ctl, 1.0, EQUAL)
+    margins = C.criteria()["claims"]["sensitivity_margins"]
+    assert list(claim.sensitivity) == [float(m) for m in margins]
+    assert claim.sensitivity[0.5] == N and claim.sensitivity[1.0] == I and claim.sensitivity[2.0] == R
+    assert C.not_beaten((-0.5, 0.5), (0.9, 1.1), 1.0) == R
+    assert C.not_beaten((-3.0, -2.0), (0.9, 1.1), 1.0) == N
+    assert C.not_beaten((-3.0, -2.0), (0.8, 0.9), 1.0) == I
+    assert C.not_beaten((-0.5, 0.5), (1.1, 1.2), 1.0) == I
+    assert C.not_beaten((-1.5, -0.5), (0.9, 1.1), 1.0) == I
+    assert "width alone" in C.statements()["stacked"][1] and "control" in C.criteria()["claims"]["stacked"]
 
 
 def test_claims_serialise_and_refuse_unknown_verdicts():

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from lpirc import factorize as F
@@ -74,3 +75,47 @@ def test_greedy_select_respects_target_and_one_rank_per_layer():
     assert chosen == {"a": 0.5, "b": 0.25} and predicted == pytest.approx(0.87)
     chosen, predicted = F.greedy_select(cands, 0.99)
     assert chosen == {"a": 0.5} and predicted == pytest.approx(0.95)
+
+
+def test_the_control_takes_as_many_steps_as_layerwise_fine_tuning(student):
+    """The unfactorized control's budget: K layers x epochs_per_layer epochs of per-layer fine-tuning and
+    K x epochs_per_layer epochs of ordinary fine-tuning of the whole network are the same number of gradient
+    steps on the same images (counted by the optimizers, not computed), and the control trains every weight."""
+    x = np.random.default_rng(4).integers(0, 256, (48, 32, 32, 3), dtype=np.uint8)
+    y = np.random.default_rng(5).integers(0, 10, 48)
+    _, _, log = F.finetune_layerwise(student, ["conv_pw_13", "conv_pw_12"], F.RankSpec(fraction=0.25), x, y, x, y,
+                                     epochs_per_layer=2, learning_rate=1e-3, batch_size=16, verbose=0)
+    control = models.keras.models.clone_model(student)
+    control.set_weights(student.get_weights())
+    before = weights_by_layer(control)
+    run = F.finetune_whole(control, x, y, epochs=2 * 2, learning_rate=1e-3, batch_size=16, verbose=0)
+    assert [r["steps"] for r in log] == [2 * 3, 2 * 3]            # 48 images / batch 16 = 3 steps per epoch
+    assert run["steps"] == sum(r["steps"] for r in log) and run["epochs"] == 4
+    after = weights_by_layer(control)
+    for name in ("conv1", "conv_pw_1", "conv_pw_13", "logits", "conv_pw_13_bn"):
+        assert not np.array_equal(after[name][0], before[name][0]) or not np.array_equal(after[name][-1], before[name][-1]), name
+    assert F.finetune_whole(control, x, y, epochs=0, batch_size=16, verbose=0)["steps"] == 0
+
+
+def test_a_choice_beaten_by_a_simpler_configuration_says_it_loses():
+    configs = pd.DataFrame({"config": ["unfactorized", "last2_r0.5", "last2_r0.25"], "val_top1": [0.80, 0.78, 0.70],
+                            "holdout_top1": [0.79, 0.77, 0.69], "latency_ratio": [1.0, 0.90, 0.80]})
+    choice = pd.Series({"val_top1": 0.79, "holdout_top1": 0.75, "latency_ratio": 0.92, "ratio_ci_low": 0.90,
+                        "ratio_ci_high": 0.94})
+    assert F.rival_at_latency(configs, choice).config == "last2_r0.5"       # picked on validation, at most as slow
+    assert F.dominating(configs, choice) == ["last2_r0.5"]                   # faster and as accurate on holdout
+    versus = {"uniform": "last2_r0.5", "uniform_val_top1": 0.78, "uniform_latency_ratio": 0.90, "n": 1000,
+              "uniform_holdout_top1": 0.77, "choice_holdout_top1": 0.75, "only_uniform": 40, "only_choice": 20,
+              "difference_points": -2.0, "ci95": (-3.9, -0.1), "dominated_by": ["last2_r0.5"]}
+    text = F.describe_choice({"conv_pw_13": 0.25}, 0.85, choice, versus)
+    assert "loses to a simpler choice" in text and "last2_r0.5 runs at most as slow" in text
+    assert "75.0% holdout" in text and "wholly below zero" in text
+    better = choice.copy()
+    better["holdout_top1"] = 0.78
+    assert F.dominating(configs, better) == []
+    text = F.describe_choice({"conv_pw_13": 0.25}, 0.85, better, {**versus, "choice_holdout_top1": 0.78,
+                                                                  "difference_points": 1.0, "ci95": (-0.8, 2.8),
+                                                                  "dominated_by": []})
+    assert "loses" not in text and "cannot be told from zero" in text
+    fastest = {**better, "latency_ratio": 0.5}
+    assert F.rival_at_latency(configs, fastest) is None and F.dominating(configs, fastest) == []

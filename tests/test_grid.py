@@ -36,6 +36,37 @@ def test_a_failing_task_is_named_and_the_others_finish(tmp_path, scheduler):
     assert sorted(p.name for p in tmp_path.glob("*.txt")) == ["0.txt", "1.txt", "3.txt"]
 
 
+def worker_state(*, x: int) -> dict:
+    return {"x": x, "pid": os.getpid(), "tensorflow": "tensorflow" in sys.modules}
+
+
+def tensorflow_settings(*, x: int) -> dict:
+    from lpirc.tfutil import tensorflow          # imported by the task itself, not by unpickling it
+
+    tf = tensorflow()
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+
+    return {"x": x, "pid": os.getpid(), "threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "determinism": is_op_determinism_enabled()}
+
+
+def test_workers_live_on_and_import_tensorflow_only_for_a_task_that_uses_it():
+    """A grid's worker serves the next grid of the same process; it has not imported TensorFlow for tasks
+    that do not use it, and a task that imports it later finds it set up as every task's is. Inside
+    grid.fresh_workers() a grid gets a new worker."""
+    with grid.fresh_workers():                                # this test's own workers
+        first = grid.run_grid(worker_state, [{"x": 1}], scheduler="serial", progress=False)[0]
+        second = grid.run_grid(worker_state, [{"x": 2}, {"x": 3}], scheduler="serial", progress=False)
+        assert first["pid"] != os.getpid() and {r["pid"] for r in second} == {first["pid"]}
+        assert not first["tensorflow"] and not any(r["tensorflow"] for r in second)
+        with grid.fresh_workers():
+            other = grid.run_grid(worker_state, [{"x": 4}], scheduler="serial", progress=False)[0]
+        assert other["pid"] != first["pid"]
+        tf_row = grid.run_grid(tensorflow_settings, [{"x": 5}], scheduler="serial", progress=False)[0]
+        assert tf_row["pid"] == first["pid"]
+        assert tf_row["threads"] == grid.TASK_THREADS and tf_row["determinism"]
+
+
 def test_unknown_scheduler_is_refused(tmp_path):
     with pytest.raises(ValueError, match="scheduler 'gpu-farm'"):
         grid.run_grid(square_or_fail, [{"out_dir": str(tmp_path), "x": 1}], scheduler="gpu-farm")
@@ -67,6 +98,7 @@ def tiny_sweep(inputs, out: Path, scheduler: str) -> pd.DataFrame:
     return rows.drop(columns=["train_time_s", "model", "timing_s"], errors="ignore")
 
 
+@pytest.mark.slow
 def test_distillation_sweep_identical_serially_and_on_a_local_cluster(tiny_distillation_inputs, tmp_path):
     serial = tiny_sweep(tiny_distillation_inputs, tmp_path / "serial", "serial")
     assert len(serial) == 2 and set(serial.teacher) == {"none", "t"}

@@ -1,4 +1,7 @@
-"""Failures never lose results: a failing step, an interrupted step, bad inputs before any work."""
+"""Failures never lose results: a failing step, an interrupted step, bad inputs before any work.
+
+The runner's contract holds whatever a step computes: the steps run here are the toy data step of
+conftest.py (the real parameters, no TensorFlow), so each run takes seconds."""
 import json
 import os
 import signal
@@ -13,7 +16,6 @@ from lpirc.runner import config, steps
 from lpirc.runner.params import ParameterError
 from lpirc.results import read_json
 
-pytestmark = pytest.mark.slow
 
 
 def run_cli(project, *args, timeout=300):
@@ -31,7 +33,8 @@ def inject_failure(notebook):
     notebook.write_text(json.dumps(nb))
 
 
-def test_failing_step_keeps_previous_results_and_names_notebook(project_copy):
+def test_failing_step_keeps_previous_results_and_names_notebook(toy_copy):
+    project_copy = toy_copy
     first = run_cli(project_copy, "run", "--profile", "smoke", "--only", "data")
     assert first.returncode == 0, first.stderr
     results = project_copy / "results" / "smoke"
@@ -53,7 +56,8 @@ def test_failing_step_keeps_previous_results_and_names_notebook(project_copy):
     assert read_json(results / "run.json")["steps"]["data"]["status"] == "failed"
 
 
-def test_interrupted_step_keeps_previous_results_and_resumes(project_copy):
+def test_interrupted_step_keeps_previous_results_and_resumes(toy_copy):
+    project_copy = toy_copy
     first = run_cli(project_copy, "run", "--profile", "smoke", "--only", "data")
     assert first.returncode == 0, first.stderr
     results = project_copy / "results" / "smoke"
@@ -91,9 +95,9 @@ def test_missing_real_data_folder_rejected_before_running(project_copy):
 @pytest.fixture(scope="module")
 def project_with_data(tmp_path_factory):
     """One project copy with the smoke data step done, shared by the bad-input cases (none may change it)."""
-    from conftest import copy_project
+    from conftest import toy_project
 
-    project = copy_project(tmp_path_factory.mktemp("bad-input") / "project")
+    project = toy_project(tmp_path_factory.mktemp("bad-input") / "project")
     first = run_cli(project, "run", "--profile", "smoke", "--only", "data")
     assert first.returncode == 0, first.stderr
     (project / "params" / "broken.yaml").write_text("global:\n  seed: 0\ndata: train_size: 10\n")

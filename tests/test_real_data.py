@@ -186,7 +186,7 @@ def test_eval_names_a_truncated_jpeg_and_the_flag(tmp_path, root):
 
 def test_data_rate_measures_the_pipeline(tmp_path, root):
     """`lpirc data rate` times decode + preprocessing alone. (Memory that does not grow with the number
-    of images is tested on the whole imagenet profile: tests/test_imagenet_profile.py.)"""
+    of images is tested on the streaming steps of the imagenet profile: tests/test_imagenet_profile.py.)"""
     tree = jpeg_tree(tmp_path / "data", 20, sizes=((300, 400), (375, 500)))
     r = subprocess.run([sys.executable, "-m", "lpirc", "data", "rate", str(tree / "train"), "--size", "64",
                         "--batch-size", "8"],

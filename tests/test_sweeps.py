@@ -46,6 +46,7 @@ def test_a_frozen_teacher_is_evaluated_as_it_is(tiny, tmp_path):
     np.testing.assert_array_equal(evaluate.classifier_logits(teacher, x[:8]), cached)
 
 
+@pytest.mark.slow
 def test_sweep_last_k_rows_and_files(tiny, tmp_path):
     sweep, log = factorize.sweep_last_k(tmp_path, tiny / "data", tiny / "student.keras", k_values=[0, 2],
                                         rank_fractions=[0.5, 0.25], finetune_size=64, seed=0, epochs_per_layer=1,
@@ -57,6 +58,7 @@ def test_sweep_last_k_rows_and_files(tiny, tmp_path):
     assert list(log.layer[:2]) == ["conv_pw_13", "conv_pw_12"] and len(log) == 4
 
 
+@pytest.mark.slow
 def test_time_configs_and_candidates(tiny, tmp_path):
     spec = {"width_multiplier": 0.25, "resolution": 32, "classes": 10}
     layers = factorize.pointwise_layers(models.mobilenet_v1(**spec))
@@ -73,6 +75,7 @@ def test_time_configs_and_candidates(tiny, tmp_path):
     assert len(set(chosen)) == len(chosen) and predicted <= 1.0
 
 
+@pytest.mark.slow
 def test_control_claim_and_holdout_comparison(tiny, tmp_path):
     """The same-budget control beside the deepest configuration, the accuracy claim from their per-image
     outcomes, and the latency-aware comparison on holdout (latencies made up: only the files are real)."""
@@ -102,6 +105,7 @@ def test_control_claim_and_holdout_comparison(tiny, tmp_path):
     assert factorize.compare_at_latency(configs, {**choice, "latency_ratio": 0.5}, tiny / "data") is None
 
 
+@pytest.mark.slow
 def test_stacked_build_evaluates_every_stage(tiny, tmp_path):
     stages, info = stacked.build(tiny / "student.keras", tiny / "data", tmp_path, factorize_layers=2, rank_fraction=0.5,
                                  epochs_per_layer=1, finetune_size=64, finetune_learning_rate=1e-3, qat_epochs=1,
@@ -113,6 +117,7 @@ def test_stacked_build_evaluates_every_stage(tiny, tmp_path):
     assert [r["images"] for r in info["training"]] == [2 * 1 * min(64, len(x_train)), 1 * len(x_train)]
 
 
+@pytest.mark.slow
 def test_width_control_search_matches_the_macs():
     """The width control's width: the grid starts where every layer keeps a channel, and the search returns
     the width whose real MobileNet v1 MAC count is nearest the target (the narrower on a tie)."""

@@ -17,6 +17,7 @@ Statistics come from scipy and statsmodels.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import math
 import subprocess
@@ -149,14 +150,6 @@ def holm(p_values: list[float]) -> list[float]:
     return out.tolist()
 
 
-def min_detectable_difference(sd: float, n: int, power: float = 0.8, alpha: float = ALPHA) -> float:
-    """Smallest paired mean difference a two-sided paired t-test detects with this power."""
-    if n < 2 or not sd > 0:
-        return float("nan")
-    effect = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided")
-    return float(effect * sd)
-
-
 def detectable(sd: float, n: int, kind: str, comparisons: int = 1, power: float = 0.8, alpha: float = ALPHA) -> float:
     """What n seeds with this spread of paired differences can settle at the given power.
 
@@ -280,24 +273,70 @@ def factorization_latency(ratio: float, ratio_ci: tuple[float, float], config: s
                  ratio, tuple(ratio_ci), "x unfactorized", verdict)
 
 
-def factorization_accuracy(base_top1: float, factorized_top1: float, n_images: int,
-                           max_relative_loss: float | None = None) -> Claim:
-    """Relative top-1 loss after per-layer fine-tuning against the entry's; delta-method interval."""
+def relative_loss(control_correct, factorized_correct, confidence: float = 0.95) -> dict:
+    """The relative top-1 loss L = 1 − f/c of a model (per-image outcomes ``factorized_correct``, 1 where right)
+    against a reference (``control_correct``) scored on the same images in the same order, with its
+    interval by the delta method for a ratio of paired means. Per image, L moves with −(f_i − R c_i) / c̄
+    (R = f̄ / c̄), so se(L) = sd(f_i − R c_i) / (c̄ √n): the covariance of the two outcomes is in it. Images
+    both models get right or both get wrong add little; the discordant ones carry the uncertainty, which is
+    why pairing narrows the interval against treating the two top-1s as independent proportions.
+
+    With few discordant images that interval is too narrow (with none, zero wide), so it is computed from the
+    2 x 2 table of paired outcomes with half an image added to each cell, Agresti and Min's adjustment for
+    matched proportions (Stat. Med. 2005); the estimate is the unadjusted one."""
+    c, f = np.asarray(control_correct, float), np.asarray(factorized_correct, float)
+    if c.ndim != 1 or c.shape != f.shape:
+        raise ValueError(f"per-image outcomes of both models on the same images needed, got shapes {c.shape}, {f.shape}")
+    n = len(c)
+    both, only_c, only_f = int(((c == 1) & (f == 1)).sum()), int(((c == 1) & (f == 0)).sum()), int(((c == 0) & (f == 1)).sum())
+    cm, fm = ((both + only_c) / n, (both + only_f) / n) if n else (math.nan, math.nan)
+    # the adjusted table: (count, c_i, f_i) per cell, half an image added to each
+    cells = [(both + 0.5, 1, 1), (only_c + 0.5, 1, 0), (only_f + 0.5, 0, 1), (n - both - only_c - only_f + 0.5, 0, 0)]
+    m = n + 2.0
+    ca, fa = (both + only_c + 1) / m, (both + only_f + 1) / m
+    r = fa / ca
+    var = sum(w * (fi - r * ci) ** 2 for w, ci, fi in cells) / (m - 1)
+    se = math.sqrt(var / m) / ca if n else math.nan
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    return {"loss": 1 - fm / cm if cm > 0 else math.nan, "ci": (1 - r - z * se, 1 - r + z * se), "se": se, "n": n,
+            "control_top1": cm, "factorized_top1": fm, "only_control": only_c, "only_factorized": only_f}
+
+
+def factorization_accuracy(control_correct, factorized_correct, max_relative_loss: float | None = None, *,
+                           untuned_top1: float | None = None, budget: dict | None = None) -> Claim:
+    """The factorized model's relative top-1 loss against an unfactorized control fine-tuned with the same
+    budget (lpirc.factorize.finetune_control), from per-image outcomes of both on the same images
+    (:func:`relative_loss`): reproduced when the 95% interval lies wholly below ``max_relative_loss``
+    (default: the entry's), not reproduced when wholly above. ``untuned_top1``: the unfactorized student
+    without the extra fine-tuning, shown for what the matched budget changes; ``budget``: the gradient
+    steps of both (kept in the claim's design)."""
     t = thresholds()
     max_relative_loss = t["relative_loss"] if max_relative_loss is None else max_relative_loss
-    loss = (base_top1 - factorized_top1) / base_top1
-    var = (factorized_top1 * (1 - factorized_top1) + base_top1 * (1 - base_top1)) / max(n_images, 1)
-    se = math.sqrt(var) / base_top1
-    ci = (loss - 1.96 * se, loss + 1.96 * se)
-    verdict = interval_verdict(ci[0], ci[1], max_relative_loss, claim_below=True)
-    sens = {100 * r: interval_verdict(ci[0], ci[1], r, claim_below=True)
+    rl = relative_loss(control_correct, factorized_correct, 0.95)
+    lo, hi = rl["ci"]
+    verdict = interval_verdict(lo, hi, max_relative_loss, claim_below=True)
+    sens = {100 * r: interval_verdict(lo, hi, r, claim_below=True)
             for r in [max_relative_loss, *criteria()["claims"]["factorization_accuracy"]["relative_loss_sensitivity"]]}
+    b = budget or {}
+    detail = (f"the control, the unfactorized student fine-tuned with the same budget"
+              + (f" ({b['control_epochs']} epochs of the whole network, {b['control_steps']} gradient steps; the "
+                 f"factorized model's per-layer fine-tuning took {b['factorized_steps']} over {b['layers']} layers)"
+                 if {"control_epochs", "control_steps", "factorized_steps", "layers"} <= set(b) else "")
+              + f", reaches {100 * rl['control_top1']:.2f}% and the factorized model {100 * rl['factorized_top1']:.2f}% "
+              f"on the same {rl['n']} images: {rl['only_control']} only the control gets right, "
+              f"{rl['only_factorized']} only the factorized model")
+    if untuned_top1 is not None and untuned_top1 > 0:
+        detail += (f"; against the unfactorized student without that fine-tuning ({100 * untuned_top1:.2f}%) the "
+                   f"relative loss would be {100 * (1 - rl['factorized_top1'] / untuned_top1):.2f}%")
     return Claim("factorization_accuracy", "per-layer fine-tuning keeps the factorized model close "
                  f"({t['before']['top1']:g}% -> {t['after']['top1']:g}% top-1, a {100 * t['relative_loss']:.1f}% "
                  "relative loss)",
-                 f"relative top-1 loss after fine-tuning at most {100 * max_relative_loss:.1f}% (95% interval wholly below)",
-                 "difference of two proportions (normal approximation, unpaired: conservative)",
-                 100 * loss, (100 * ci[0], 100 * ci[1]), "% relative loss", verdict, sensitivity=sens)
+                 f"relative top-1 loss against the same-budget unfactorized control at most "
+                 f"{100 * max_relative_loss:.1f}% (95% interval wholly below)",
+                 "paired per-image outcomes on the same images; delta-method interval of the ratio of the two top-1s",
+                 100 * rl["loss"], (100 * lo, 100 * hi), "% relative loss", verdict, detail=detail, confidence=0.95,
+                 design={"n": rl["n"], "threshold": max_relative_loss, "se": rl["se"], "budget": b,
+                         "untuned_top1": untuned_top1}, sensitivity=sens)
 
 
 def superiority_verdict(low: float, high: float, smallest_effect: float) -> str:
@@ -425,30 +464,86 @@ def score_interval(top1_ci: tuple[float, float], latency_ci: tuple[float, float]
     return (score(top1_ci[0], latency_ci[1]), score(top1_ci[1], latency_ci[0]))
 
 
-def stacked_on_task(stacked_correct, baseline_correct, latency_ratio: float, latency_ci: tuple[float, float]) -> Claim:
-    """The stacked model against the plain int8 baseline student, both on the embedded task: faster
-    (latency ratio of the two int8 files, timed interleaved on this host, 95% interval wholly below 1)
-    at an accuracy loss within the margin (per-image paired difference on the validation images: the
-    90% interval's lower bound above -margin, a one-sided test at 5%)."""
+def loss_within(ci: tuple[float, float], margin_points: float) -> str:
+    """A difference's 90% interval (points) against a loss of ``margin_points``: reproduced when its lower
+    bound is above -margin (a one-sided test at 5% that the loss is smaller), not reproduced when its upper
+    bound is below -margin (the loss is shown larger), inconclusive otherwise."""
+    return REPRODUCED if ci[0] > -margin_points else NOT_REPRODUCED if ci[1] < -margin_points else INCONCLUSIVE
+
+
+def not_beaten(diff_ci: tuple[float, float], ratio_ci: tuple[float, float], margin_points: float) -> str:
+    """Whether a model is beaten by a plain control built to run at its latency: ``diff_ci`` the 90% interval
+    of model − control (points, paired by image), ``ratio_ci`` the 95% interval of the latency ratio
+    model / control. Not beaten (reproduced) when the control is not more accurate beyond the margin
+    (:func:`loss_within`); beaten (not reproduced) when it is. The comparison holds at equal latency only
+    if the latency does not favour the side the accuracy does, so it is inconclusive when the model is as
+    accurate within the margin but shown slower (the interval wholly above 1: a control at its exact latency
+    would be wider), when it is less accurate beyond the margin but shown faster (wholly below 1: a trade,
+    not a loss at equal latency), and when the ratio has no interval."""
+    acc = loss_within(diff_ci, margin_points)
+    lo, hi = ratio_ci
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return INCONCLUSIVE
+    if (acc == REPRODUCED and lo > 1) or (acc == NOT_REPRODUCED and hi < 1):
+        return INCONCLUSIVE
+    return acc
+
+
+def stacked_on_task(stacked_correct, baseline_correct, latency_ratio: float, latency_ci: tuple[float, float],
+                    control_correct=None, control_ratio: float = math.nan,
+                    control_ci: tuple[float, float] = (math.nan, math.nan),
+                    control: str = "the width control (same MACs, same training images)") -> Claim:
+    """The stacked model on the embedded task, against two plain int8 students, per image on the validation
+    images (``*_correct``: 1 right, 0 wrong, the same images in the same order):
+
+    - the baseline student: faster (``latency_ratio`` stacked / baseline, 95% interval across timing sessions
+      wholly below 1) at an accuracy loss within the margin (the 90% interval of the paired difference above
+      -margin, a one-sided test at 5%: :func:`loss_within`);
+    - ``control``, the same student made faster by width alone until its MACs match the stacked model's,
+      trained for the same number of training images: not beaten (:func:`not_beaten`, with ``control_ratio``
+      and ``control_ci`` the latency ratio stacked / control and its 95% interval). Without a control
+      (``control_correct`` None) that part is inconclusive.
+
+    Reproduced when every part is; the estimate shown is the difference from the baseline, the control's
+    numbers are in ``detail`` and ``design``."""
     m = margin("stacked")
     s, b = np.asarray(stacked_correct, float) * 100, np.asarray(baseline_correct, float) * 100
     d = s - b
     ci = t_interval(d, 0.90)
-    acc = (REPRODUCED if ci[0] > -m else NOT_REPRODUCED if ci[1] < -m else INCONCLUSIVE)
     speed = interval_verdict(latency_ci[0], latency_ci[1], 1.0, claim_below=True)
+    dc = None if control_correct is None else s - np.asarray(control_correct, float) * 100
+    ci_c = (math.nan, math.nan) if dc is None else t_interval(dc, 0.90)
 
-    def verdict_at(mm):
-        a = REPRODUCED if ci[0] > -mm else NOT_REPRODUCED if ci[1] < -mm else INCONCLUSIVE
-        return combine(a, speed)
+    def parts(mm):
+        return loss_within(ci, mm), speed, INCONCLUSIVE if dc is None else not_beaten(ci_c, tuple(control_ci), mm)
+    acc, _, ctl = parts(m)
+    if dc is None:
+        against = f"latency and accuracy against {control}: none in this run, so this part is {ctl}"
+    else:
+        acc_c, why = loss_within(ci_c, m), ""
+        if ctl == INCONCLUSIVE and acc_c != INCONCLUSIVE:
+            why = (" (the latency ratio has no interval)" if not np.all(np.isfinite(control_ci)) else
+                   " (as accurate within the margin, but slower: not shown at equal latency)" if acc_c == REPRODUCED else
+                   " (less accurate beyond the margin, but faster: a trade, not a loss at equal latency)")
+        against = (f"latency and accuracy against {control}: stacked − control "
+                   f"{dc.mean():+.2f} points [{ci_c[0]:+.2f}, {ci_c[1]:+.2f}] (90%), latency ratio stacked / control "
+                   f"{control_ratio:.3f} [{control_ci[0]:.3f}, {control_ci[1]:.3f}] (95%): {ctl}{why}")
     return Claim("stacked", "combining the techniques gives a faster model at little accuracy cost",
                  f"on the embedded task, the stacked int8 student is faster than the plain int8 baseline student (latency "
-                 f"ratio's 95% interval wholly below 1) and loses at most {m:g} point of validation top-1 (per-image "
-                 "paired difference, the 90% interval's lower bound above the margin)",
-                 "paired per-image difference (t interval); latency ratio across timing sessions",
-                 float(d.mean()) if len(d) else math.nan, ci, "points (stacked − int8 baseline)", combine(acc, speed),
+                 f"ratio's 95% interval wholly below 1) and loses at most {m:g} point of validation top-1 to it (per-image "
+                 "paired difference, the 90% interval's lower bound above the margin); and the same student made faster "
+                 "by width alone, to the stacked model's MACs and trained for as many images, does not beat it: it is "
+                 f"not more accurate beyond the {m:g} point margin (90% interval), where the latency ratio stacked / "
+                 "control (95% interval) does not favour the side the accuracy does",
+                 "paired per-image differences (t intervals); latency ratios across timing sessions",
+                 float(d.mean()) if len(d) else math.nan, ci, "points (stacked − int8 baseline)", combine(*parts(m)),
                  {}, f"accuracy: {acc}; latency ratio {latency_ratio:.3f} [{latency_ci[0]:.3f}, {latency_ci[1]:.3f}] "
-                 f"(95%): {speed}", confidence=0.90,
-                 sensitivity={float(mm): verdict_at(float(mm)) for mm in criteria()["claims"]["sensitivity_margins"]})
+                 f"(95%): {speed}; {against}", confidence=0.90,
+                 design={"margin_points": m, "control": None if dc is None else {
+                     "name": control, "difference_points": float(dc.mean()), "ci90": [float(v) for v in ci_c],
+                     "latency_ratio": float(control_ratio), "latency_ci95": [float(v) for v in control_ci],
+                     "verdict": ctl}},
+                 sensitivity={float(mm): combine(*parts(float(mm))) for mm in criteria()["claims"]["sensitivity_margins"]})
 
 
 def statements() -> dict[str, tuple[str, str]]:
@@ -474,10 +569,11 @@ def statements() -> dict[str, tuple[str, str]]:
         "factorization_accuracy": (f"Per-layer fine-tuning keeps the factorized model close: {t['before']['top1']:g}% -> "
                                    f"{t['after']['top1']:g}% top-1.",
                                    f"the student's relative int8 top-1 loss after per-layer fine-tuning, at the deepest "
-                                   f"and smallest-rank configuration, is at most the entry's "
-                                   f"{100 * t['relative_loss']:.1f}%, the whole 95% interval below. A relative loss "
-                                   f"carries across tasks only roughly (the embedded task has 10 classes, ImageNet "
-                                   f"1,000), so the sensitivity table shows the verdict at other limits too."),
+                                   f"and smallest-rank configuration, against an unfactorized control fine-tuned with "
+                                   f"the same budget, is at most the entry's "
+                                   f"{100 * t['relative_loss']:.1f}%: the whole 95% interval, from the two models' "
+                                   f"paired outcomes on each validation image, below. "
+                                   + " ".join(criteria()["claims"]["factorization_accuracy"].get("justification", "").split())),
         "mixing_ratio": ("We tested several different mixing ratios, but we did not find any significant differences "
                          "in test accuracy.",
                          f"the claim is about the ratios the entry tried, so every pair of α > 0 values, per teacher, "
@@ -505,7 +601,17 @@ def statements() -> dict[str, tuple[str, str]]:
                     f"judged on one task, the embedded one: the stacked int8 student runs faster than the plain int8 "
                     f"baseline student on this host (latency ratio of the two files, 95% interval across timing "
                     f"sessions wholly below 1) and loses at most {margin('stacked'):g} point of validation top-1 "
-                    f"(per-image paired difference, 90% interval). A score that multiplied the embedded task's "
+                    f"(per-image paired difference, 90% interval); and it is not beaten by the plain baseline at the "
+                    f"same latency: the same MobileNet v1 student made faster by width alone (the width whose MACs are "
+                    f"nearest the stacked model's), trained from scratch on labels with the baseline's recipe for as "
+                    f"many training images as the stacked model's whole history, converted to int8 the same way. "
+                    f"The control beats the stacked model if it is more accurate beyond the same "
+                    f"{margin('stacked'):g} point margin (90% interval of the paired difference wholly below "
+                    f"-{margin('stacked'):g}), and does not if the interval lies wholly above it. Equal MACs need not "
+                    f"mean equal latency, so the two files are timed in the same sessions and the comparison counts "
+                    f"only where their latency ratio (95% interval) does not favour the side the accuracy does: a "
+                    f"control not more accurate beyond the margin but faster, or more accurate beyond it but slower, "
+                    f"leaves this part inconclusive. All parts must hold. A score that multiplied the embedded task's "
                     f"accuracy by an ImageNet-size architecture's latency would mix two tasks, so none is judged."),
     }
 
@@ -514,7 +620,8 @@ def statement(claim_id: str) -> str:
     claim, criterion = statements()[claim_id]
     changed = criteria_changed()
     return (f"**The entry's claim.** {claim}\n\n**Criterion, fixed before the run** (`{CRITERIA_FILE}`, last "
-            f"changed {changed['date']}, commit {changed['commit']}). {criterion}")
+            f"changed {changed['date']}, commit {changed['commit']}; this run: {datetime.date.today().isoformat()}). "
+            f"{criterion[:1].upper()}{criterion[1:]}")
 
 
 def _num(x: float, digits: int = 2) -> str:
@@ -580,16 +687,21 @@ def summary_table(found: list[dict]):
             return "n/a"
         d = cl.get("design") or {}
         return f"{m:.2f} (margin {d['margin_points']:g})" if "margin_points" in d else f"{m:.2f}"
+    def other_part(cl):
+        """The latency part of a two-part claim (its detail reads 'accuracy: ...; latency ratio ...: verdict')."""
+        parts = (cl.get("detail") or "").split("; ")
+        return "; ".join(p for p in parts if p.startswith("latency")) if parts[0].startswith("accuracy:") else ""
     return pd.DataFrame([{"claim": cl["id"].replace("_", " "), "verdict": cl["verdict"],
                           "estimate [interval]": f"{cl['estimate']:.2f} [{cl['interval'][0]:.2f}, {cl['interval'][1]:.2f}] {cl['unit']}",
-                          "interval": f"{100 * cl.get('confidence', 0.95):g}%",
+                          "confidence": f"{100 * cl.get('confidence', 0.95):g}%",
+                          "latency part (two-part claims)": other_part(cl),
                           "seeds": (cl.get("design") or {}).get("n", ""),
                           "detectable at 80% power (points)": detectable(cl)} for cl in found])
 
 
 def sensitivity_table(found: list[Claim]):
     """The verdict of each claim at the other margins or thresholds the criteria file lists."""
-    return pd.DataFrame([{"claim": c.id.replace("_", " "), "margin or threshold": f"{m:g}", "verdict": v}
+    return pd.DataFrame([{"claim": c.id.replace("_", " "), "margin or threshold": f"{m:.3g}", "verdict": v}
                          for c in found for m, v in c.sensitivity.items()])
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lpirc import bench, data, evaluate, models, reference
+from lpirc import bench, claims, data, evaluate, models, reference
 from lpirc.conversion import convert_architectures, convert_untrained, representative_dataset
 from lpirc.grid import run_grid
 from lpirc.models import keras
@@ -160,7 +160,8 @@ def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, 
     Everything else is frozen, batch-norm statistics included (frozen BatchNormalization layers
     run in inference mode). ``on_snapshot(k, model, info, log)`` is called after k layers for each
     k in ``snapshot_at``, so one pass yields every "last K layers" configuration. Each layer trains
-    on every device of the runtime's strategy (lpirc.models.compile_and_fit).
+    on every device of the runtime's strategy (lpirc.models.compile_and_fit); the log records the
+    gradient steps each layer took (read from its optimizer), the budget a control must match.
     Returns (model, info, log).
     """
     snapshot_at = set(snapshot_at or [])
@@ -175,14 +176,15 @@ def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, 
             layer.trainable = layer.name in (f"{name}_a", f"{name}_b")
         current.compile(**_finetune_compile(learning_rate))
         before = current.evaluate(**val, verbose=0)[1]
-        t0 = time.perf_counter()
+        t0, steps = time.perf_counter(), 0
         if epochs_per_layer > 0:
-            models.compile_and_fit(current, **_finetune_compile(learning_rate), epochs=epochs_per_layer,
-                                   verbose=verbose, **models.fit_inputs(x_train, y_train, batch_size=batch_size,
-                                                                        train=True))
+            history, _ = models.compile_and_fit(current, **_finetune_compile(learning_rate), epochs=epochs_per_layer,
+                                                verbose=verbose, **models.fit_inputs(x_train, y_train,
+                                                                                     batch_size=batch_size, train=True))
+            steps = int(history.model.optimizer.iterations.numpy())
         after = current.evaluate(**val, verbose=0)[1]
         log.append({"k": k, "layer": name, "rank": new_info[name]["rank"], "val_top1_before_ft": float(before),
-                    "val_top1_after_ft": float(after), "finetune_s": time.perf_counter() - t0})
+                    "val_top1_after_ft": float(after), "steps": steps, "finetune_s": time.perf_counter() - t0})
         for layer in current.layers:
             layer.trainable = True
         if k in snapshot_at and on_snapshot:
@@ -338,6 +340,72 @@ def finetune_choice(*, out_path: str, data_dir: str, student_path: str, choice: 
             "file": str(out_path)}
 
 
+def finetune_whole(model, x_train, y_train, *, epochs: int, learning_rate: float = 1e-3, batch_size: int = 128,
+                   verbose: int = 2) -> dict:
+    """Ordinary fine-tuning of ``model`` in place: every weight trainable (batch-norm statistics updated), with
+    per-layer fine-tuning's optimizer (Adam at a constant ``learning_rate``) and batch size, for ``epochs``
+    epochs of ``x_train``. Returns the epochs, the gradient steps taken (read from the optimizer, as
+    :func:`finetune_layerwise` logs them) and the wall time."""
+    for layer in model.layers:
+        layer.trainable = True
+    t0, steps = time.perf_counter(), 0
+    if epochs > 0:
+        history, _ = models.compile_and_fit(model, **_finetune_compile(learning_rate), epochs=epochs, verbose=verbose,
+                                            **models.fit_inputs(x_train, y_train, batch_size=batch_size, train=True))
+        steps = int(history.model.optimizer.iterations.numpy())
+    return {"epochs": int(epochs), "steps": steps, "finetune_s": time.perf_counter() - t0}
+
+
+def finetune_control(*, out_path: str, data_dir: str, student_path: str, layers: int, finetune_size: int, seed: int,
+                     epochs_per_layer: int, learning_rate: float, batch_size: int, representative_size: int) -> dict:
+    """A pure task: the unfactorized control of the accuracy claim, given the budget of the factorized model.
+
+    Per-layer fine-tuning of the deepest configuration (:func:`last_k_point`) trains ``layers`` new pairs,
+    each for ``epochs_per_layer`` epochs of the seeded fine-tuning subset (:func:`finetune_subset`), so it
+    takes layers x epochs_per_layer x ceil(finetune_size / batch_size) gradient steps. The control is the
+    same student, not factorized, fine-tuned as a whole (:func:`finetune_whole`) for layers x
+    epochs_per_layer epochs of the same subset, with the same seed, optimizer, learning rate and batch
+    size: the same number of gradient steps on the same images. What is matched is the number of steps
+    (so of images seen), not the weights trained: the factorized model trains one pair at a time with
+    everything else frozen, the control every weight, the most the unfactorized network can make of
+    that budget. Whether the extra training helps or hurts it, the claim then compares two models that
+    had the same training. Evaluated as the configurations are: int8 file, validation and holdout top-1."""
+    set_seed(seed)
+    splits, classes = data.load_splits(Path(data_dir))
+    x_train, y_train = splits.pop("train")
+    model = models.load_model(student_path)
+    run = finetune_whole(model, *finetune_subset(x_train, y_train, finetune_size, seed),
+                         epochs=layers * epochs_per_layer, learning_rate=learning_rate, batch_size=batch_size, verbose=0)
+    acc = evaluate.int8_top1(model, out_path, representative_dataset(x_train, representative_size, seed),
+                             splits, len(classes))
+    return {"config": "control", **acc, **run, "layers": int(layers), "epochs_per_layer": int(epochs_per_layer),
+            "MMACs": models.count_macs(model) / 1e6, "file": str(out_path)}
+
+
+def correct_on(path, images, labels, num_classes: int) -> np.ndarray:
+    """Per-image top-1 outcomes (True where right) of a TFLite file; ties go to the lowest class index, as
+    in every top-1 of the project (lpirc.models.topk_accuracy)."""
+    return evaluate.evaluate_arrays(path, images, labels, num_classes)["predictions"] == np.asarray(labels)
+
+
+def accuracy_claim(deep, control: dict, layer_log, data_dir, root=".", untuned_top1: float | None = None):
+    """The factorization-accuracy claim (:func:`lpirc.claims.factorization_accuracy`) from per-image outcomes:
+    the deepest configuration ``deep`` (a sweep row: K, rank_fraction, file) against the same-budget control
+    (:func:`finetune_control`'s row), both int8 files scored on every validation image. ``layer_log`` (the
+    sweep's per-layer log) gives the gradient steps the factorized model's fine-tuning took; a control
+    that took a different number is refused. Relative file paths are read under ``root``."""
+    log = layer_log[(layer_log.rank_fraction == deep.rank_fraction) & (layer_log.k <= deep.K)]
+    steps = int(log.steps.sum())
+    if steps != control["steps"]:
+        raise ValueError(f"the control took {control['steps']} gradient steps, the factorized model's per-layer "
+                         f"fine-tuning {steps}: the budgets are not matched")
+    splits, classes = data.load_splits(Path(data_dir), ("val",))
+    f, c = (correct_on(Path(root) / p, *splits["val"], len(classes)) for p in (deep.file, control["file"]))
+    return claims.factorization_accuracy(c, f, untuned_top1=untuned_top1, budget={
+        "layers": int(deep.K), "epochs_per_layer": control["epochs_per_layer"], "factorized_steps": steps,
+        "control_epochs": control["epochs"], "control_steps": control["steps"]})
+
+
 def convert_config(*, width_multiplier: float, resolution: int, classes: int, precision: str, path: str,
                    factorized: dict, config: str, seed: int = 0) -> dict:
     """A pure task: MobileNet v1 with random weights, ``factorized`` ({layer: rank fraction}) applied,
@@ -363,37 +431,77 @@ def time_configs(arch_spec: dict, configs: dict, out_dir, *, runs: int, seed: in
     return table
 
 
-def compare_at_latency(uniform, choice: dict, n_val: int) -> dict | None:
-    """The latency-aware ``choice`` (val_top1, latency_ratio) against the most accurate uniform configuration
-    (rows with config, val_top1, latency_ratio) that runs at most as slow on the architecture. The
-    difference in validation top-1 carries a 95% interval (normal approximation, two independent
-    proportions of ``n_val`` images; one seed each, so seed-to-seed variation is not in it). None when
-    every uniform configuration is slower."""
-    fair = uniform[uniform.latency_ratio <= choice["latency_ratio"]]
-    if not len(fair):
+def rival_at_latency(configs, choice):
+    """The configuration of ``configs`` (rows with config, val_top1, latency_ratio) most accurate on validation
+    among those that run at most as slow as ``choice`` on the architecture; None when every one is slower."""
+    fair = configs[configs.latency_ratio <= choice["latency_ratio"]]
+    return fair.loc[fair.val_top1.idxmax()] if len(fair) else None
+
+
+def dominating(configs, choice) -> list[str]:
+    """The configurations of ``configs`` that leave ``choice`` nothing: at most as slow on the architecture and
+    at least as accurate on the holdout split (point estimates of both)."""
+    return list(configs[(configs.latency_ratio <= choice["latency_ratio"])
+                        & (configs.holdout_top1 >= choice["holdout_top1"])].config)
+
+
+def compare_at_latency(configs, choice, data_dir, root=".") -> dict | None:
+    """The latency-aware ``choice`` (a row with val_top1, holdout_top1, latency_ratio and its int8 ``file``)
+    against the simpler configurations ``configs`` (the uniform "last K" rows and the unfactorized student,
+    same columns). Its rival is the most accurate on validation at most as slow (:func:`rival_at_latency`).
+    The rival was picked on the validation split and so was the choice (its candidates were scored there),
+    so the two are compared on the holdout split, image by image: both int8 files scored on the same
+    holdout images, the difference choice − rival in points with its paired 95% interval and McNemar's
+    p-value (:func:`lpirc.evaluate.paired_change`; one seed each, so seed-to-seed variation is not in it).
+    ``dominated_by`` lists every configuration at most as slow and at least as accurate on holdout
+    (:func:`dominating`). None when every configuration is slower. Relative paths are read under ``root``."""
+    best = rival_at_latency(configs, choice)
+    if best is None:
         return None
-    best = fair.loc[fair.val_top1.idxmax()]
-    p1, p2 = float(choice["val_top1"]), float(best.val_top1)
-    se = np.sqrt(p1 * (1 - p1) / n_val + p2 * (1 - p2) / n_val)
-    d = 100 * (p1 - p2)
-    return {"uniform": best.config, "uniform_val_top1": p2, "uniform_latency_ratio": float(best.latency_ratio),
-            "difference_points": d, "ci95": (d - 196 * se, d + 196 * se)}
+    splits, classes = data.load_splits(Path(data_dir), ("holdout",))
+    pc = evaluate.paired_change(Path(root) / best.file, Path(root) / choice["file"], *splits["holdout"], len(classes))
+    return {"uniform": best.config, "uniform_val_top1": float(best.val_top1),
+            "uniform_latency_ratio": float(best.latency_ratio), "split": "holdout", "n": pc["n"],
+            "uniform_holdout_top1": pc["top1_a"], "choice_holdout_top1": pc["top1_b"], "only_uniform": pc["only_a"],
+            "only_choice": pc["only_b"], "difference_points": pc["change_points"], "ci95": tuple(pc["ci95"]),
+            "p_mcnemar": pc["p_mcnemar"], "dominated_by": dominating(configs, choice)}
 
 
 def describe_choice(chosen: dict, predicted: float, measured, versus: dict | None) -> str:
-    """The sentence the chapter prints about the latency-aware choice: what it chose, its measured latency
-    ratio (``measured``: a row with latency_ratio, ratio_ci_low/high, val_top1) and how it compares with the
-    best uniform configuration at most as slow (:func:`compare_at_latency`)."""
+    """The sentences the chapter prints about the latency-aware choice: what it chose, its measured latency
+    ratio (``measured``: a row with latency_ratio, ratio_ci_low/high, val_top1, holdout_top1), how it compares
+    on the holdout split with the best simpler configuration at most as slow (:func:`compare_at_latency`),
+    and, when a simpler configuration is at most as slow and at least as accurate on holdout, that the
+    choice loses to it."""
     choice = ", ".join(f"{n}@{f:g}" for n, f in chosen.items()) or "no candidate saved latency: nothing factorized"
     text = (f"The latency-aware choice ({choice}; predicted ratio {predicted:.3f}) runs at {measured.latency_ratio:.3f}x "
             f"[{measured.ratio_ci_low:.3f}, {measured.ratio_ci_high:.3f}] the unfactorized latency on the architecture and "
-            f"reaches {100 * measured.val_top1:.1f}% validation top-1 on the student. ")
+            f"reaches {100 * measured.val_top1:.1f}% validation and {100 * measured.holdout_top1:.1f}% holdout top-1 on "
+            "the student. ")
     if versus is None:
-        return text + "Every uniform configuration measured is slower."
+        return text + "Every other configuration measured is slower: no simpler choice runs at its speed."
     lo, hi = versus["ci95"]
-    return text + (f"The most accurate uniform configuration at most as slow, {versus['uniform']} "
-                   f"({versus['uniform_latency_ratio']:.3f}x), reaches {100 * versus['uniform_val_top1']:.1f}%: a difference "
-                   f"of {versus['difference_points']:+.2f} points [{lo:+.2f}, {hi:+.2f}] (95% interval, one seed each).")
+    text += (f"Its layers and ranks were chosen on validation images, and so is its rival, the configuration most "
+             f"accurate on validation among those at most as slow: {versus['uniform']} ({versus['uniform_latency_ratio']:.3f}x, "
+             f"{100 * versus['uniform_val_top1']:.1f}% validation). On the {versus['n']} holdout images, which "
+             f"neither choice saw, the rival reaches {100 * versus['uniform_holdout_top1']:.1f}% and the latency-aware "
+             f"choice {100 * versus['choice_holdout_top1']:.1f}%: a difference of {versus['difference_points']:+.2f} "
+             f"points [{lo:+.2f}, {hi:+.2f}] (95% interval, paired image by image: {versus['only_choice']} images only "
+             f"the choice gets right, {versus['only_uniform']} only the rival; one seed each). ")
+    dom = versus.get("dominated_by") or []
+    if dom:
+        names = ", ".join(dom)
+        return text + (f"**The latency-aware choice loses to a simpler choice:** {names} "
+                       f"{'runs' if len(dom) == 1 else 'run'} at most as slow on the architecture and "
+                       f"{'is' if len(dom) == 1 else 'are'} at least as accurate on holdout (point estimates), so "
+                       "choosing layers by measured latency bought nothing here"
+                       + ("; the paired interval is wholly below zero." if hi < 0 else
+                          ", though on one seed each the holdout difference is within the noise."))
+    return text + ("On holdout the latency-aware choice is more accurate than every simpler configuration at most "
+                   "as slow (point estimates), and than its rival beyond the noise (the paired interval is wholly "
+                   "above zero): choosing by measured latency paid off." if lo > 0 else
+                   "No simpler configuration at most as slow is as accurate on holdout (point estimates), but on "
+                   "one seed each its difference from the rival cannot be told from zero.")
 
 
 def energy_kept(energy, fraction: float, layers: list[str] | None = None):

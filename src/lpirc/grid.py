@@ -17,6 +17,10 @@ shared through globals, so the same task runs
   on SLURM, Kubernetes). Its workers must run this project's environment and see the same results
   folder (a shared filesystem). Workers started with ``--resources GPU=1`` get one task per GPU.
 
+The workers of ``serial`` and ``local`` live as long as the process that asked for them (a chapter's
+kernel), so a chapter's second grid finds them started (:func:`fresh_workers` gives a grid new ones);
+a worker imports TensorFlow only when a task needs it, and ends by itself if that process dies.
+
 ``LPIRC_SCHEDULER`` (set by ``lpirc run --scheduler``) chooses when the caller does not. Results do
 not depend on where tasks ran: each task seeds itself from its own ``seed`` and TensorFlow runs with
 op determinism and the same thread count everywhere (see :data:`TASK_THREADS`).
@@ -27,6 +31,8 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
+import threading
 import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +45,7 @@ from distributed import Client, LocalCluster, as_completed, performance_report
 from tqdm.auto import tqdm
 
 from lpirc.tfutil import tensorflow as _tf
+from lpirc.tfutil import when_imported
 
 import psutil
 
@@ -100,10 +107,12 @@ _TASKS_RUN = [0]     # tasks this process has run (the first one pays for starti
 def _call(task: Callable, point: dict) -> dict:
     """Run one task; its row gains ``timing_s['start']``: for a worker's first task, the time from the
     process's creation through TensorFlow's import and set-up, else the set-up alone (what a task
-    spends before its own work)."""
+    spends before its own work). TensorFlow's thread pools are set when TensorFlow is imported, by
+    the task's module (unpickling the task imports it) or later by the task itself through
+    lpirc.tfutil; a task that never uses TensorFlow (squaring numbers) never imports it."""
     t0 = time.perf_counter()
     created = time.time() - psutil.Process().create_time() if not _TASKS_RUN[0] else 0.0
-    configure_threads()
+    when_imported(configure_threads)
     start = created + time.perf_counter() - t0
     row = task(**point)
     _TASKS_RUN[0] += 1
@@ -112,13 +121,55 @@ def _call(task: Callable, point: dict) -> dict:
     return row
 
 
-def _worker_init() -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A pool worker whose parent (a chapter's kernel) died, even by SIGKILL, ends by itself: idle
+    workers of a long-lived pool would otherwise wait for tasks forever."""
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
     os.environ.update(WORKER_ENV)
+    # Ctrl-C, or a kernel's shutdown (which interrupts the kernel's process group), ends a worker at once
+    # and quietly, idle or not, as it ended the short-lived workers before
+    signal.signal(signal.SIGINT, lambda *_: os._exit(1))
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 def _call_pickled(blob: bytes) -> dict:
     task, point = cloudpickle.loads(blob)
     return _call(task, point)
+
+
+_POOLS: dict[int, ProcessPoolExecutor] = {}     # long-lived process pools of this process, by size
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
+    """The process pool of ``workers`` spawned workers, started by the first grid that asks for it and
+    kept for the next ones (a worker starts on the first task it is given, not before); a pool broken
+    by a worker that crashed (killed, out of memory) is replaced."""
+    pool = _POOLS.get(workers)
+    if pool is None or getattr(pool, "_broken", False):
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(os.getpid(),))
+        _POOLS[workers] = pool
+    return pool
+
+
+@contextlib.contextmanager
+def fresh_workers():
+    """Grids run inside the block start workers of their own, ended with the block: what a task costs
+    on a new worker (its process start and TensorFlow's import), measured as it was before workers lived on."""
+    global _POOLS
+    saved, _POOLS = _POOLS, {}
+    try:
+        yield
+    finally:
+        for pool in _POOLS.values():
+            pool.shutdown(wait=True)
+        _POOLS = saved
 
 
 def _pool(task, points, label, progress, workers: int):
@@ -128,9 +179,9 @@ def _pool(task, points, label, progress, workers: int):
     Not in this process: TensorFlow here may already run with another thread count, and a different
     thread count changes float summation order, hence trained weights."""
     rows, failures = [None] * len(points), []
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_worker_init) as pool:
-        futures = {pool.submit(_call_pickled, cloudpickle.dumps((task, point))): i for i, point in enumerate(points)}
+    pool = _worker_pool(workers)
+    futures = {pool.submit(_call_pickled, cloudpickle.dumps((task, point))): i for i, point in enumerate(points)}
+    try:
         with tqdm(total=len(points), desc=label, unit="task", disable=not progress) as bar:
             for future in futures_completed(futures):
                 i = futures[future]
@@ -139,6 +190,10 @@ def _pool(task, points, label, progress, workers: int):
                 except Exception as exc:        # noqa: BLE001 — reported with its grid point below
                     failures.append((points[i], "".join(traceback.format_exception(exc))))
                 bar.update(1)
+    except BaseException:                       # interrupted: the grid's tasks not started never start
+        for future in futures:
+            future.cancel()
+        raise
     return rows, failures
 
 
@@ -187,7 +242,9 @@ def run_grid(task: Callable, points: list[dict], *, label: str = "grid", schedul
     if not points:
         return []
     if scheduler in ("serial", "local"):
-        workers = 1 if scheduler == "serial" else min(len(points), max(1, os.cpu_count() or 1))
+        # one pool per scheduler: a pool starts a worker only when no started one is idle, so a grid of
+        # fewer points than cores starts no more workers than it has points
+        workers = 1 if scheduler == "serial" else max(1, os.cpu_count() or 1)
         rows, failures = _pool(task, points, label, progress, workers)
     else:
         rows, failures = _dask(task, points, label, progress, scheduler, report)

@@ -1,13 +1,31 @@
 """The stacked model: every technique at once, as the entry submitted it, evaluated after each stage.
 
-Starting from a student of an earlier chapter (distilled or pretrained), the last K pointwise layers
-are factorized and fine-tuned one at a time (lpirc.factorize), then quantization-aware training
-fine-tunes the whole network (lpirc.quantize) and it is converted to int8. Each stage is evaluated, so
-a loss can be attributed to the stage that caused it rather than to "stacking".
+Starting from a student of an earlier chapter (distilled, pretrained or the baseline; one run, one seed:
+:func:`start_note` places it among its arm's seeds), the last K pointwise layers are factorized and
+fine-tuned one at a time (lpirc.factorize), then quantization-aware training fine-tunes the whole
+network (lpirc.quantize) and it is converted to int8. Each stage is evaluated, so a loss can be
+attributed to the stage that caused it rather than to "stacking".
+
+The claim is judged against a plain control at the same cost (:func:`width_control`): the same student
+made faster by width alone, to the stacked model's MACs, trained for as many images as the stacked
+model's whole history holds (:func:`training_budget`).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lpirc import data, evaluate, models, projection, quantize, reference
+from lpirc import factorize as F
+from lpirc.report import mean_ci
+from lpirc.results import read_json
+from lpirc.runtime import set_seed
+
+CONTROL_FILE = "width_control_int8.tflite"   # the plain width control's int8 file, beside stacked_int8.tflite
+WIDTH_STEP = 0.01                             # the width control's search grid
 
 
 def build(start_path, data_dir, out_dir, *, factorize_layers: int, rank_fraction: float, epochs_per_layer: int,
@@ -16,11 +34,8 @@ def build(start_path, data_dir, out_dir, *, factorize_layers: int, rank_fraction
     """Run the recipe on the student at ``start_path``; returns (stages, info). ``stages`` is a DataFrame
     with one row per stage (stage, form, val/holdout top-1, MMACs, file for int8 stages) in order:
     start (float, int8 PTQ), truncated (float), fine-tuned (float, int8 PTQ), QAT (fake-quantized float
-    graph), stacked (QAT -> int8). ``info`` holds the factorized layers and the per-layer log."""
-    import pandas as pd
-
-    from lpirc import data, evaluate, factorize as F, models, quantize
-
+    graph), stacked (QAT -> int8). ``info`` holds the factorized layers, the per-layer log and the
+    training passes of the recipe (``training``: phase, images), which the width control's budget counts."""
     out_dir = Path(out_dir)
     splits, classes = data.load_splits(Path(data_dir))
     x_train, y_train = splits.pop("train")
@@ -53,19 +68,176 @@ def build(start_path, data_dir, out_dir, *, factorize_layers: int, rank_fraction
     rows[-1]["MMACs"] = rows[-2]["MMACs"]             # the QAT wrapper's layers are not counted by count_macs
     int8_row("5. stacked: QAT -> int8", qat_model, "stacked_int8.tflite", form="int8 (QAT)")
     rows[-1]["MMACs"] = rows[-2]["MMACs"]
-    return pd.DataFrame(rows), {"factorized_layers": order, "layer_log": log}
+    n_ft = min(finetune_size, len(x_train))
+    training = [{"phase": f"per-layer fine-tuning ({len(order)} layers x {epochs_per_layer} epoch(s) x {n_ft} images)",
+                 "images": len(order) * epochs_per_layer * n_ft},
+                {"phase": f"QAT ({qat_epochs} epoch(s))", "images": qat_epochs * len(x_train)}]
+    return pd.DataFrame(rows), {"factorized_layers": order, "layer_log": log, "training": training}
 
 
 def on_architecture(arch_spec: dict, factorize_layers: int, rank_fraction: float, out_dir, *, runs: int, seed: int):
     """The stacked model's factorization applied to the challenge architecture (random weights), int8, timed
     interleaved with the unfactorized int8 architecture; its Pixel 2 latency by ratio transfer from Google's
     published figure. Returns (the timing table, the projection)."""
-    from lpirc import factorize as F
-    from lpirc import models, projection, reference
-
     layers = F.pointwise_layers(models.mobilenet_v1(**arch_spec))
     table = F.time_configs(arch_spec, {"unfactorized": {}, "stacked": F.last_k(layers, factorize_layers, rank_fraction)},
                            out_dir, runs=runs, seed=seed)
     r = table.iloc[1]
     published = reference.pixel2_ms(arch_spec["width_multiplier"], arch_spec["resolution"], "int8")
     return table, projection.ratio_transfer(published, r.latency_ratio, (r.ratio_ci_low, r.ratio_ci_high))
+
+
+# --------------------------------------------------------------------------------------------------
+# the plain control at the same MACs and the same training budget, and the arm the start came from
+def candidate_widths(most: float, step: float = WIDTH_STEP) -> list[float]:
+    """Width multipliers ``step`` apart up to ``most`` (included), from the narrowest that leaves every
+    MobileNet v1 layer a channel: the builder gives a layer ``int(filters x width)`` channels and the
+    narrowest layer has 32 filters at width 1 (conv1), so the width must be at least 1/32."""
+    narrowest = min(32, *(f for _, f in models.MOBILENET_V1_BLOCKS))
+    first = math.ceil(round(1 / narrowest / step, 9))
+    widths = [round(k * step, 6) for k in range(first, int(math.floor(round(most / step, 9))) + 1)]
+    return sorted(set(widths) | {float(most)})
+
+
+def width_for_macs(target_macs: float, macs_at, widths) -> tuple[float, int]:
+    """The width of ``widths`` whose MAC count ``macs_at(width)`` is nearest ``target_macs`` (the narrower
+    of two equally near), with that count."""
+    counted = [(float(w), int(macs_at(w))) for w in widths]
+    if not counted:
+        raise ValueError("no width to choose from")
+    return min(counted, key=lambda wm: (abs(wm[1] - target_macs), wm[0]))
+
+
+def upstream_parameters(results, steps) -> dict:
+    """The parameters each of ``steps`` ran with: its stamp (``results/<step>/stamp.json``, written by the
+    runner beside the step's results), so a budget counts what was run, not what a profile now says."""
+    return {s: read_json(Path(results) / s / "stamp.json")["inputs"]["params"] for s in steps}
+
+
+SOURCE_STEPS = {"distilled": "distillation", "pretrained": "open_images", "baseline": "baseline"}
+
+
+def training_budget(source: str, upstream: dict, n_train: int, n_pool: int, own: list[dict]) -> pd.DataFrame:
+    """Every pass over training images the stacked model's weights went through, from their random start
+    to the stacked file: one row per phase (phase, images). ``upstream``: the parameters the baseline and
+    the source's step ran with (:func:`upstream_parameters`); ``own``: the recipe's own passes (``build``'s
+    ``info["training"]``). The baseline student's epochs count when the source started from it (``init``
+    'trained'); pool images count like labelled ones (an optimizer step is a step, as the open-images
+    chapter's same-steps control counts them). The teachers' own training is counted for neither model."""
+    base = upstream["baseline"]
+    extra, from_baseline = [], True
+    if source == "distilled":
+        d = upstream["distillation"]
+        from_baseline = d.get("init", "trained") == "trained"
+        extra = [{"phase": f"distillation ({d['epochs']} epoch(s))", "images": d["epochs"] * n_train}]
+    elif source == "pretrained":
+        o = upstream["open_images"]
+        from_baseline = o.get("init", "trained") == "trained"
+        pool = min(n_pool, int(round(max(o["pool_multipliers"]) * n_train)))
+        extra = [{"phase": f"pretraining on the pool ({o['pretrain_epochs']} epoch(s) x {pool} images)",
+                  "images": o["pretrain_epochs"] * pool},
+                 {"phase": f"fine-tuning after pretraining ({o['finetune_epochs']} epoch(s))",
+                  "images": o["finetune_epochs"] * n_train}]
+    elif source != "baseline":
+        raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCE_STEPS)}")
+    start = [{"phase": f"baseline student ({base['epochs']} epoch(s))", "images": base["epochs"] * n_train}]
+    return pd.DataFrame((start if from_baseline else []) + extra + list(own), columns=["phase", "images"])
+
+
+def width_control(results, out_dir, source: str, stages, info: dict, *, representative_size: int, seed: int):
+    """The plain control the stacked model is judged against: the same MobileNet v1 student made faster by
+    width alone. Its width is the one of :func:`candidate_widths` (up to the student's) whose MACs are
+    nearest the stacked model's; it is trained from scratch on labels with the baseline's recipe and
+    parameters (lpirc.models.train_classifier, the baseline's learning rate and batch size) for as many
+    epochs as the stacked model's whole history holds training images (:func:`training_budget`, rounded to
+    whole epochs), converted to int8 PTQ and evaluated on val and holdout, and compared with the stacked int8
+    file image by image (lpirc.evaluate.paired_change). ``results``: results/<profile>/; ``stages``, ``info``:
+    what :func:`build` returned. Returns (a one-row stage table like ``build``'s, a dict of what was done)."""
+    results, out_dir = Path(results), Path(out_dir)
+    upstream = upstream_parameters(results, dict.fromkeys(["baseline", SOURCE_STEPS[source]]))
+    spec = upstream["baseline"]["student"]
+    if spec.get("arch") != "mobilenet_v1":
+        raise ValueError(f"the width control narrows a MobileNet v1 student; the baseline student is {spec.get('arch')!r}")
+    splits, classes = data.load_splits(results / "data")
+    x_train, y_train = splits.pop("train")
+    n_pool = read_json(results / "data" / "dataset.json")["splits"].get("extra", {}).get("n", 0)
+    budget = training_budget(source, upstream, len(x_train), n_pool, info["training"])
+    epochs = max(1, int(round(budget.images.sum() / len(x_train))))
+    resolution, target = int(x_train.shape[1]), float(stages.MMACs.iloc[-1]) * 1e6
+    widths = candidate_widths(float(spec.get("width_multiplier", 1.0)))
+    width, macs = width_for_macs(target, lambda w: models.count_macs(models.mobilenet_v1(w, resolution, len(classes))), widths)
+    set_seed(seed)
+    model = models.mobilenet_v1(width, resolution, len(classes))
+    fit = models.train_classifier(model, x_train, y_train, *splits["val"], epochs=epochs,
+                                  batch_size=upstream["baseline"]["batch_size"],
+                                  learning_rate=upstream["baseline"]["learning_rate"], verbose=0)
+    rep = quantize.representative_dataset(x_train, representative_size, seed)
+    acc = evaluate.int8_top1(model, out_dir / CONTROL_FILE, rep, splits, len(classes))
+    row = {"stage": f"control: MobileNet v1 {width:g}, plain (same MACs, same training images)", "form": "int8 PTQ",
+           **acc, "MMACs": macs / 1e6, "file": str(out_dir / CONTROL_FILE)}
+    paired = {s: evaluate.paired_change(out_dir / CONTROL_FILE, out_dir / "stacked_int8.tflite", x, y, len(classes))
+              for s, (x, y) in splits.items()}
+    return pd.DataFrame([row]), {
+        "width": width, "MMACs": macs / 1e6, "target_MMACs": target / 1e6, "widths_searched": [widths[0], widths[-1]],
+        "width_step": WIDTH_STEP, "resolution": resolution, "epochs": epochs, "images": epochs * len(x_train),
+        "stacked_images": int(budget.images.sum()), "budget": budget.to_dict(orient="records"),
+        "learning_rate": upstream["baseline"]["learning_rate"], "batch_size": upstream["baseline"]["batch_size"],
+        "keras_val_top1": models.evaluate_keras(model, *splits["val"])["top1"], "train_time_s": fit["train_time_s"],
+        "stacked_minus_control": paired, "file": f"{out_dir.name}/{CONTROL_FILE}"}
+
+
+def control_note(c: dict) -> str:
+    """The width control in words, from :func:`width_control`'s record."""
+    if not c:
+        return "This run trained no width control (`width_control = False`): the stacked claim's control part is inconclusive."
+    budget = "; ".join(f"{r['phase']}: {r['images']:,}" for r in c["budget"])
+    v, h = c["stacked_minus_control"]["val"], c["stacked_minus_control"]["holdout"]
+
+    def change(r):
+        return f"{r['change_points']:+.2f} points [{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] (McNemar p = {r['p_mcnemar']:.3g})"
+    return (f"The width control is MobileNet v1 **{c['width']:g}** at {c['resolution']} px: {c['MMACs']:.3f} MMACs against the "
+            f"stacked model's {c['target_MMACs']:.3f}, the nearest of the widths {c['widths_searched'][0]:g} to "
+            f"{c['widths_searched'][1]:g} in steps of {c['width_step']:g}. It trained from scratch on labels with the baseline's "
+            f"recipe (Adam, cosine decay from {c['learning_rate']:g}, batch {c['batch_size']}) for {c['epochs']} epochs, "
+            f"{c['images']:,} training images, against the {c['stacked_images']:,} of the stacked model's whole history "
+            f"({budget}). Stacked int8 minus control int8, paired by image (95%): validation {change(v)}, holdout "
+            f"{change(h)}. Both are single training runs. The claim is judged in the summary, with the latency "
+            "ratio of the two files from the benchmark chapter's timing sessions.")
+
+
+def start_note(results, source: str, start_path) -> str:
+    """Which student the stacked model starts from, and where that one run sits in its arm: its seed, found
+    by its weights' digest among the source chapter's runs (tables/runs.csv), and the arm's mean, 95%
+    t half-width and SD over seeds (validation top-1, float), so a reader sees whether the start was a
+    lucky seed. A baseline start is a single run: there is no arm to place it in."""
+    results = Path(results)
+    if source == "baseline":
+        return ("The stacked model starts from the baseline student: one training run, with no other seeds of it "
+                "in the book, so how far another seed would move it is not measured here.")
+    step = SOURCE_STEPS[source]
+    runs = pd.read_csv(results / step / "tables" / "runs.csv", dtype={"weights_sha256": str})
+    m = read_json(results / step / "metrics.json")
+    if source == "distilled":
+        b = m["best"]
+        arm = runs[(runs.budget == "equal epochs") & (runs.alpha == b["alpha"]) & runs.teacher.isin([b["teacher"], "none"])]
+        name = f"α = {b['alpha']:g}, teacher {b['teacher']} ({step} chapter)"
+    else:
+        arm = runs[runs.arm == m["largest_pool_arm"]]
+        name = f"arm {m['largest_pool_arm']} ({step} chapter)"
+    digest = models.weights_digest(models.load_model(start_path))[:16]
+    mine = arm[arm.weights_sha256 == digest]
+    if mine.empty:
+        return f"The stacked model starts from {start_path}; no run of {name} has its weights, so its seed is unknown."
+    me, vals = mine.iloc[0], arm.val_top1.to_numpy(float)
+    which = ", the lowest, fixed in advance, not the best" if me.seed == arm.seed.min() else ""
+    text = (f"The stacked model starts from one run, not from the arm: **seed {int(me.seed)}** of {name}{which}. Its float "
+            f"validation top-1 is {100 * me.val_top1:.2f}%")
+    if len(vals) < 2:
+        return text + (" and the arm has no other seed in this run, so how far another seed would move it (and the width "
+                       "control, also a single run) is not measured here.")
+    mean, half = mean_ci(vals)
+    rank = int((vals > me.val_top1).sum()) + 1
+    return text + (f" against the arm's mean **{100 * mean:.2f}% ± {100 * half:.2f}** (95% t half-width; SD "
+                   f"{100 * np.std(vals, ddof=1):.2f} points over {len(vals)} seeds): {100 * (me.val_top1 - mean):+.2f} points "
+                   f"from the mean, {rank} of {len(vals)} from the top. That spread is the scale by which another seed could "
+                   "move the stacked model, and its width control, both single runs.")

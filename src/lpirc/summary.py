@@ -14,9 +14,14 @@ another task, ranked only against the other rows of this table.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
+
+from lpirc import bench, claims, data, evaluate, projection, reference, stats
+from lpirc.results import read_json
 
 
 def _seeds(n) -> str:
@@ -30,19 +35,11 @@ def _seed_interval(row) -> tuple[float, float]:
 
 
 def _wilson(top1: float, n: int):
-    from lpirc.claims import wilson
-
-    return wilson(round(top1 * n), n)
+    return claims.wilson(round(top1 * n), n)
 
 
 def study_rows(results: Path, parameters: dict):
     """The summary table (a DataFrame) from ``results`` (results/<profile>/) and the run's parameters."""
-    import pandas as pd
-
-    from lpirc import projection, reference
-    from lpirc.claims import score_interval
-    from lpirc.results import read_json
-
     results = Path(results)
     M = {s: read_json(results / s / "metrics.json") for s in
          ("quantization", "factorization", "distillation", "open_images", "stacked")}
@@ -58,8 +55,13 @@ def study_rows(results: Path, parameters: dict):
     def published(p):
         return {"pixel2_ms": pub[p], "ci95": (pub[p], pub[p]), "method": "published"}
 
-    def transferred(ratio, ci):
-        return projection.ratio_transfer(pub["int8"], ratio, tuple(ci))
+    timing = pd.read_csv(results / "benchmark" / "tables" / "latency.csv")
+    transfer_sd = read_json(results / "benchmark" / "metrics.json").get("transfer_error", {}).get("sd_log", 0.0)
+
+    def transferred(file, reference):
+        """Published x the benchmark table's ratio for the pair, with the transfer error across hardware."""
+        ratio, lo, hi = bench.pair_ratio(timing, file, reference)
+        return projection.ratio_transfer(pub["int8"], ratio, (lo, hi), transfer_sd)
 
     def host_us(step, rel):
         return 1000 * latency.get(f"{step}/{rel}", np.nan) if rel else np.nan
@@ -83,7 +85,7 @@ def study_rows(results: Path, parameters: dict):
          host_us("quantization", v["int8_qat"]["file"]), published("int8")),
         (f"factorized ({deep.config}, int8)", deep.val_top1, deep.holdout_top1, f"{base_ep} + per-layer FT",
          "unfactorized int8", sweep.val_top1.iloc[0], host_us("factorization", deep.file),
-         transferred(arch.latency_ratio[deep.config], (arch.ratio_ci_low[deep.config], arch.ratio_ci_high[deep.config]))),
+         transferred(f"factorization/{arch.file[deep.config]}", f"factorization/{arch.file.iloc[0]}")),
         (f"distilled (α={d_best.alpha:g}, {d_best.teacher}; float32, mean of {_seeds(d_best.seeds)})", d_best.val_top1,
          d_best.holdout_top1, f"{base_ep} + {P['distillation']['epochs']}", "α = 0, same epochs", d_ctrl.val_top1, None,
          published("float32"), _seed_interval(d_best)),
@@ -93,13 +95,13 @@ def study_rows(results: Path, parameters: dict):
          f"arm {o['control']}", o_ctrl.val_top1, None, published("float32"), _seed_interval(o_big)),
         (f"stacked ({st['source']} + {len(st['factorized_layers'])} factorized layers + QAT, int8)", stacked.val_top1,
          stacked.holdout_top1, "start + per-layer FT + QAT", "its starting student, int8 PTQ", start.val_top1,
-         host_us("stacked", stacked.file), st["arch"]["pixel2"]),
+         host_us("stacked", stacked.file), transferred(*stacked_arch_pair(st, arch))),
     ]
     out = []
     for name, val, hold, budget, control, control_val, us, p2, *acc_ci in rows:
         # one model: Wilson interval over the validation images; a mean over seeds: its t-interval over seeds
         acc = acc_ci[0] if acc_ci else _wilson(val, n_val)
-        lo, hi = score_interval(acc, p2["ci95"])
+        lo, hi = claims.score_interval(acc, p2["ci95"])
         out.append({"model": name, "val_top1": val, "val_top1_ci_low": acc[0], "val_top1_ci_high": acc[1],
                     "holdout_top1": hold, "labelled-data epochs": budget,
                     "control at same budget": control, "delta_vs_control": val - control_val,
@@ -107,6 +109,17 @@ def study_rows(results: Path, parameters: dict):
                     "pixel2_ci_high": p2["ci95"][1], "pixel2_method": p2["method"],
                     "score": reference.challenge_score(100 * val, p2["pixel2_ms"]), "score_ci_low": lo, "score_ci_high": hi})
     return pd.DataFrame(out)
+
+
+def stacked_arch_pair(st: dict, arch) -> tuple[str, str]:
+    """The files whose ratio gives the stacked model's Pixel 2 latency: the factorization chapter's file of
+    the same configuration of the challenge architecture when it timed one (the same layers at the same
+    rank: one architecture, one ratio), else the stacked chapter's own pair."""
+    same = f"last{len(st['factorized_layers'])}_r{st['rank_fraction']:g}"
+    if same in arch.index:
+        return f"factorization/{arch.file[same]}", f"factorization/{arch.file.iloc[0]}"
+    rows = st["arch"]["rows"]
+    return f"stacked/{rows[1]['file']}", f"stacked/{rows[0]['file']}"
 
 
 def against_each(table) -> str:
@@ -126,25 +139,117 @@ def against_each(table) -> str:
 
 def stacked_claim(results: Path):
     """The stacked claim, judged on one task (lpirc.claims.stacked_on_task): the stacked int8 student
-    against the plain int8 baseline student (the quantization chapter's PTQ file) on the validation
-    images, per image; their latency ratio from the benchmark's one timing table (per timing session:
-    stacked / baseline, both relative to the same first file), so the ratio is the table's own."""
-    import json
-
-    import pandas as pd
-
-    from lpirc import bench, claims, data, evaluate
-    from lpirc.results import read_json
-
+    against the plain int8 baseline student (the quantization chapter's PTQ file) and against the stacked
+    chapter's width control (the same student narrowed to the stacked model's MACs, trained for the same
+    number of images; ``width_control`` in the stacked step's metrics.json, empty when the run trained none), on the validation
+    images, per image; the latency ratios from the benchmark's one timing table (:func:`lpirc.bench.pair_ratio`:
+    per timing session, both files relative to the same first file), so each ratio is the table's own."""
     results = Path(results)
     latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").set_index("file")
     v = pd.read_csv(results / "quantization" / "tables" / "variants.csv").set_index("key")
     base_file = f"quantization/{v.file['int8_ptq']}"
-    stacked_file = f"stacked/{read_json(results / 'stacked' / 'metrics.json')['file']}"
-    per_session = (np.asarray(json.loads(latency.session_ratios[stacked_file]))
-                   / np.asarray(json.loads(latency.session_ratios[base_file])))
-    ratio, lo, hi = bench.session_ratio(per_session)
+    st = read_json(results / "stacked" / "metrics.json")
+    stacked_file = f"stacked/{st['file']}"
+    ctl = st.get("width_control") or {}
+    control_file = f"stacked/{ctl['file']}" if ctl else None
+    ratio, lo, hi = bench.pair_ratio(latency, stacked_file, base_file)
     x, y = data.load_split(results / "data", "val")
     classes = len(read_json(results / "data" / "dataset.json")["classes"])
-    correct = {f: evaluate.evaluate_arrays(results / f, x, y, classes)["predictions"] == y for f in (stacked_file, base_file)}
-    return claims.stacked_on_task(correct[stacked_file], correct[base_file], ratio, (lo, hi))
+    correct = {f: evaluate.evaluate_arrays(results / f, x, y, classes)["predictions"] == y
+               for f in (stacked_file, base_file, control_file) if f}
+    if not control_file:
+        return claims.stacked_on_task(correct[stacked_file], correct[base_file], ratio, (lo, hi))
+    c_ratio, c_lo, c_hi = bench.pair_ratio(latency, stacked_file, control_file)
+    return claims.stacked_on_task(correct[stacked_file], correct[base_file], ratio, (lo, hi), correct[control_file],
+                                  c_ratio, (c_lo, c_hi), f"the width control (MobileNet v1 {ctl['width']:g}: "
+                                  f"{ctl['MMACs']:.3f} MMACs to the stacked model's {ctl['target_MMACs']:.3f}, "
+                                  f"{ctl['images']:,} training images to its {ctl['stacked_images']:,})")
+
+
+RATIO_COLUMNS = ("file", "latency_ratio", "ratio_ci_low", "ratio_ci_high")
+TIMED_STEPS = ("quantization", "factorization", "stacked")     # the chapters whose .tflite files the benchmark times
+
+
+def chapter_ratios(results: Path):
+    """Every latency ratio a chapter states for a pair of its files: each saved table of the timed chapters
+    with a file and a ratio-to-the-first-file column (the first file of the table is the reference), one
+    row per (chapter, table, file, reference, ratio, interval). Paths are relative to results/<profile>/,
+    as the benchmark's table names them."""
+    results, rows = Path(results), []
+    for step in TIMED_STEPS:
+        for csv in sorted((results / step / "tables").glob("*.csv")):
+            t = pd.read_csv(csv)
+            if not set(RATIO_COLUMNS) <= set(t.columns):
+                continue
+            t = t.dropna(subset=["file", "latency_ratio"])
+            files = [_relative(results, step, f) for f in t.file]
+            for f, r in zip(files[1:], t.iloc[1:].itertuples()):
+                rows.append({"chapter": step, "table": csv.stem, "file": f, "reference": files[0],
+                             "chapter_ratio": r.latency_ratio, "chapter_low": r.ratio_ci_low, "chapter_high": r.ratio_ci_high})
+    return pd.DataFrame(rows)
+
+
+def _relative(results: Path, step: str, f: str) -> str:
+    p = Path(f)
+    if p.is_absolute():
+        return str(p.relative_to(results.resolve())) if p.is_relative_to(results.resolve()) else str(p.relative_to(results))
+    return f"{step}/{f}"
+
+
+def ratio_consistency(results: Path):
+    """Each chapter's stated ratio (:func:`chapter_ratios`) beside the benchmark table's ratio for the same
+    pair of files (:func:`lpirc.bench.pair_ratio`: the table's sessions as the unit). ``inside``: the
+    chapter's ratio lies within the benchmark's 95% interval. The chapters timed their files in their own
+    sessions, on the same host, earlier in the run: the two measurements are independent, and a ratio
+    outside the other's interval says the session-to-session variation is larger than either admits."""
+    results = Path(results)
+    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").set_index("file")
+    table = chapter_ratios(results)
+    if table.empty:
+        return table
+    known = table.file.isin(latency.index) & table.reference.isin(latency.index)
+    table = table[known].reset_index(drop=True)
+    bench_ratios = [bench.pair_ratio(latency, a, b) for a, b in zip(table.file, table.reference)]
+    table["benchmark_ratio"], table["benchmark_low"], table["benchmark_high"] = (list(v) for v in zip(*bench_ratios))
+    table["inside"] = (table.benchmark_low <= table.chapter_ratio) & (table.chapter_ratio <= table.benchmark_high)
+    return table
+
+
+def consistency_sentence(table) -> str:
+    """The consistency table in one sentence, from its numbers."""
+    if table.empty:
+        return "No chapter states a ratio for a pair of files the benchmark timed."
+    out = table[~table.inside]
+    worst = (table.chapter_ratio / table.benchmark_ratio - 1).abs().max()
+    return (f"Of the {len(table)} ratios the chapters state for a pair of files, **{int(table.inside.sum())}** lie inside the "
+            f"benchmark table's 95% interval for the same pair; the largest gap between the two measurements is "
+            f"{100 * worst:.1f}% of the ratio." + ("" if out.empty else " Outside: " + "; ".join(
+                f"{r.file} / {r.reference} ({r.chapter}: {r.chapter_ratio:.3f}, benchmark: {r.benchmark_ratio:.3f} "
+                f"[{r.benchmark_low:.3f}, {r.benchmark_high:.3f}])" for r in out.itertuples())
+                + ". Where they differ, the summary's rows and verdicts use the benchmark's ratio."))
+
+
+def latency_claims(results: Path, parameters: dict) -> list:
+    """The two chapter claims that rest on a latency ratio, judged again with the benchmark table's ratio for
+    the same pair of files (:func:`lpirc.bench.pair_ratio`), so the summary's verdicts quote one ratio per
+    pair: *quantization* (the challenge architecture's int8 / float32 files; accuracy from the student's
+    float32 and int8 PTQ files per validation image, as its chapter did) and *factorization latency* (the
+    deepest uniform configuration of the challenge architecture / the unfactorized one)."""
+    results = Path(results)
+    timing = pd.read_csv(results / "benchmark" / "tables" / "latency.csv")
+    q = read_json(results / "quantization" / "metrics.json")["challenge_architecture"]
+    v = pd.read_csv(results / "quantization" / "tables" / "variants.csv").set_index("key")
+    x, y = data.load_split(results / "data", "val")
+    classes = len(read_json(results / "data" / "dataset.json")["classes"])
+    correct = {k: evaluate.evaluate_arrays(results / "quantization" / v.file[k], x, y, classes)["predictions"] == y
+               for k in ("float32", "int8_ptq")}
+    ratio, lo, hi = bench.pair_ratio(timing, f"quantization/{q['int8']['file']}", f"quantization/{q['float32']['file']}")
+    found = [claims.quantization(correct["float32"], correct["int8_ptq"], ratio, (lo, hi))]
+    P = parameters["factorization"]
+    files = read_json(results / "factorization" / "metrics.json")["challenge_architecture"]["files"]
+    config = f"last{P['challenge_layers']}_r{min(P['challenge_rank_fractions']):g}"
+    if config in files:
+        ratio, lo, hi = bench.pair_ratio(timing, f"factorization/{files[config]}",
+                                         f"factorization/{next(iter(files.values()))}")
+        found.append(claims.factorization_latency(ratio, (lo, hi), config))
+    return found

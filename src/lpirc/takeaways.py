@@ -72,8 +72,8 @@ def claim_point(claim: dict, label: str | None = None) -> str:
               if _finite(est, lo, hi) else f"estimate {est} ({claim.get('unit', '')})")
     detail = claim.get("detail") or ""
     if detail.startswith("accuracy:"):        # a claim of two parts (accuracy and latency), both of which must hold
-        parts = [d for d in detail.split("; ") if d.startswith(("accuracy:", "latency"))]
-        return (f"**{label}: {claim['verdict']}.** Both parts must hold, and the verdict combines them: "
+        parts = [d for d in detail.split("; ") if d.startswith(("accuracy:", "latency", "against"))]
+        return (f"**{label}: {claim['verdict']}.** Every part must hold, and the verdict combines them: "
                 f"{'; '.join(parts)} (accuracy: {number}).")
     text = f"**{label}: {claim['verdict']}.** {number}: {_WHY.get(claim['verdict'], '')}"
     md, design = claim.get("min_detectable"), claim.get("design") or {}

@@ -34,6 +34,17 @@ def native_stderr_to_log(log_path: str | None = None):
 
 
 _QUIET = False
+_WHEN_IMPORTED: list = []      # set-up to run once TensorFlow is imported (see when_imported)
+
+
+def when_imported(setup) -> None:
+    """Call ``setup()`` now if TensorFlow is imported, else right after :func:`quiet_tensorflow` imports
+    it: a grid worker sets TensorFlow's threads this way without importing it for tasks that never
+    use it."""
+    if "tensorflow" in sys.modules:
+        setup()
+    elif setup not in _WHEN_IMPORTED:
+        _WHEN_IMPORTED.append(setup)
 
 
 def quiet_tensorflow() -> None:
@@ -51,6 +62,8 @@ def quiet_tensorflow() -> None:
     import absl.logging
     absl.logging.set_verbosity(absl.logging.ERROR)
     _QUIET = True
+    while _WHEN_IMPORTED:
+        _WHEN_IMPORTED.pop(0)()
 
 
 def tensorflow():

@@ -246,6 +246,9 @@ class Stacked(StepParams):
     batch_size: Positive
     representative_size: Positive
     latency_runs: Positive
+    width_control: Annotated[bool, Field(description="train the plain width control (the student narrowed to the "
+                                                     "stacked model's MACs, trained for as many images) the claim is "
+                                                     "judged against")]
 
 
 class Rule(StepParams):
