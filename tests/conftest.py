@@ -147,8 +147,8 @@ def toy_copy(tmp_path):
 class SmokeRun:
     """The whole pipeline on the smoke profile in a throwaway project copy, then, when a selected test
     reads it, the book built from it (``lpirc book``: -W -n --keep-going). Started in the background as
-    soon as the session has collected its tests (:func:`pytest_collection_finish`), and the tests that
-    read it run last (:func:`pytest_collection_modifyitems`): the other tests run meanwhile."""
+    soon as the session has collected its tests (:func:`pytest_collection_finish`); the tests that read
+    it run after the others (:func:`pytest_collection_modifyitems`), which run meanwhile."""
 
     def __init__(self, folder: Path, book: bool):
         import threading
@@ -224,20 +224,20 @@ E2E_TEST = "test_every_step_runs_on_streamed_folders"
 
 
 def _order(item) -> int:
-    """Where a test runs in the session: 0 the quick tests, 1 those reading the smoke run (started in the
-    background at collection, done by then or soon), 2 the other slow tests, 3 the imagenet end-to-end
-    test, which waits for its run (in the background, at a lower priority, filling idle cores)."""
+    """Where a test runs in the session: 0 the quick tests, 1 the other slow ones, 2 those reading the
+    smoke run (started in the background at collection, done by then), 3 the imagenet end-to-end test,
+    which waits for its run (in the background at a lower priority, it takes the cores the others leave)."""
     names = getattr(item, "fixturenames", ())
     if "e2e" in names:
         return 3
     if "smoke_run" in names:
-        return 1
-    return 2 if item.get_closest_marker("slow") else 0
+        return 2
+    return 1 if item.get_closest_marker("slow") else 0
 
 
 def pytest_collection_modifyitems(config, items):
-    """The quick tests first, then those that wait for a background run or take long (each group in
-    its order): the background runs use the other core meanwhile."""
+    """The quick tests first, then the slow ones, then those that wait for a background run (each group
+    in its order): the background runs use the other core meanwhile."""
     items.sort(key=_order)
 
 

@@ -108,7 +108,7 @@ def test_a_choice_beaten_by_a_simpler_configuration_says_it_loses():
               "uniform_holdout_top1": 0.77, "choice_holdout_top1": 0.75, "only_uniform": 40, "only_choice": 20,
               "difference_points": -2.0, "ci95": (-3.9, -0.1), "dominated_by": ["last2_r0.5"]}
     text = F.describe_choice({"conv_pw_13": 0.25}, 0.85, choice, versus)
-    assert "loses to a simpler choice" in text and "last2_r0.5 runs at most as slow" in text
+    assert "matched or beaten by a simpler choice" in text and "last2_r0.5 runs at most as slow" in text
     assert "75.0% holdout" in text and "wholly below zero" in text
     better = choice.copy()
     better["holdout_top1"] = 0.78

@@ -14,7 +14,6 @@ intervals.
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor

@@ -246,7 +246,7 @@ def quantization(float_correct, int8_correct, latency_ratio: float, latency_ci: 
     return Claim("quantization", "8-bit quantization makes the model much faster without a significant "
                  "accuracy loss", f"int8 top-1 equivalent to float within ±{margin_points:g} points (paired TOST "
                  f"over validation images, p < {ALPHA}), and int8 latency below {max_ratio:.3f}x float "
-                 "(95% interval wholly below)", "paired TOST per image; latency ratio of medians, bootstrap interval",
+                 "(95% interval wholly below)", "paired TOST per image; latency ratio of medians, interval across timing sessions",
                  tost["diff"], tost["ci90"], "points (int8 − float)",
                  combine(acc, speed), {"equivalence": tost["p_equivalence"], "difference": tost["p_difference"]},
                  f"accuracy: {acc}; latency ratio {latency_ratio:.3f} [{latency_ci[0]:.3f}, {latency_ci[1]:.3f}] "
@@ -695,7 +695,7 @@ def summary_table(found: list[dict]):
                           "estimate [interval]": f"{cl['estimate']:.2f} [{cl['interval'][0]:.2f}, {cl['interval'][1]:.2f}] {cl['unit']}",
                           "confidence": f"{100 * cl.get('confidence', 0.95):g}%",
                           "latency part (two-part claims)": other_part(cl),
-                          "seeds": (cl.get("design") or {}).get("n", ""),
+                          "seeds": (cl.get("design") or {}).get("n", "") if "kind" in (cl.get("design") or {}) else "",
                           "detectable at 80% power (points)": detectable(cl)} for cl in found])
 
 

@@ -491,12 +491,14 @@ def describe_choice(chosen: dict, predicted: float, measured, versus: dict | Non
     dom = versus.get("dominated_by") or []
     if dom:
         names = ", ".join(dom)
-        return text + (f"**The latency-aware choice loses to a simpler choice:** {names} "
+        return text + (f"**The latency-aware choice is matched or beaten by a simpler choice:** {names} "
                        f"{'runs' if len(dom) == 1 else 'run'} at most as slow on the architecture and "
                        f"{'is' if len(dom) == 1 else 'are'} at least as accurate on holdout (point estimates), so "
                        "choosing layers by measured latency bought nothing here"
-                       + ("; the paired interval is wholly below zero." if hi < 0 else
-                          ", though on one seed each the holdout difference is within the noise."))
+                       + ("; against its rival the paired interval lies wholly below zero, a real loss." if hi < 0 else
+                          "; against its rival it is more accurate beyond the noise, so the simpler configuration that "
+                          "matches it is not the rival." if lo > 0 else
+                          "; against its rival the holdout difference is within the noise (one seed each)."))
     return text + ("On holdout the latency-aware choice is more accurate than every simpler configuration at most "
                    "as slow (point estimates), and than its rival beyond the noise (the paired interval is wholly "
                    "above zero): choosing by measured latency paid off." if lo > 0 else

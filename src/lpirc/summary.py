@@ -14,13 +14,12 @@ another task, ranked only against the other rows of this table.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lpirc import bench, claims, data, evaluate, projection, reference, stats
+from lpirc import bench, claims, data, evaluate, projection, reference
 from lpirc.results import read_json
 
 
@@ -84,7 +83,8 @@ def study_rows(results: Path, parameters: dict):
          f"{base_ep} + {P['quantization']['qat_epochs']} QAT", "float32 TFLite", v["float32"]["val_top1"],
          host_us("quantization", v["int8_qat"]["file"]), published("int8")),
         (f"factorized ({deep.config}, int8)", deep.val_top1, deep.holdout_top1, f"{base_ep} + per-layer FT",
-         "unfactorized int8", sweep.val_top1.iloc[0], host_us("factorization", deep.file),
+         *(("unfactorized int8, same-steps FT", f["control"]["val_top1"]) if f.get("control") else
+           ("unfactorized int8", sweep.val_top1.iloc[0])), host_us("factorization", deep.file),
          transferred(f"factorization/{arch.file[deep.config]}", f"factorization/{arch.file.iloc[0]}")),
         (f"distilled (α={d_best.alpha:g}, {d_best.teacher}; float32, mean of {_seeds(d_best.seeds)})", d_best.val_top1,
          d_best.holdout_top1, f"{base_ep} + {P['distillation']['epochs']}", "α = 0, same epochs", d_ctrl.val_top1, None,
@@ -167,26 +167,31 @@ def stacked_claim(results: Path):
 
 
 RATIO_COLUMNS = ("file", "latency_ratio", "ratio_ci_low", "ratio_ci_high")
-TIMED_STEPS = ("quantization", "factorization", "stacked")     # the chapters whose .tflite files the benchmark times
+# the chapters' tables of files timed together, the first file of each the reference of its ratios (other
+# tables may carry ratio columns merged in from one of these, beside files they were not measured on)
+CHAPTER_TABLES = (("quantization", "variants"), ("quantization", "challenge_architecture"),
+                  ("factorization", "challenge_architecture"), ("stacked", "challenge_architecture"),
+                  ("stacked", "width_control"))
+CONSISTENCY_COLUMNS = ["chapter", "table", "file", "reference", "chapter_ratio", "chapter_low", "chapter_high",
+                       "benchmark_ratio", "benchmark_low", "benchmark_high", "inside", "agree"]
 
 
 def chapter_ratios(results: Path):
-    """Every latency ratio a chapter states for a pair of its files: each saved table of the timed chapters
-    with a file and a ratio-to-the-first-file column (the first file of the table is the reference), one
-    row per (chapter, table, file, reference, ratio, interval). Paths are relative to results/<profile>/,
-    as the benchmark's table names them."""
+    """Every latency ratio a chapter states for a pair of its files (:data:`CHAPTER_TABLES`), one row per
+    (chapter, table, file, reference, ratio, interval). Paths are relative to results/<profile>/, as the
+    benchmark's table names them."""
     results, rows = Path(results), []
-    for step in TIMED_STEPS:
-        for csv in sorted((results / step / "tables").glob("*.csv")):
-            t = pd.read_csv(csv)
-            if not set(RATIO_COLUMNS) <= set(t.columns):
-                continue
-            t = t.dropna(subset=["file", "latency_ratio"])
-            files = [_relative(results, step, f) for f in t.file]
-            for f, r in zip(files[1:], t.iloc[1:].itertuples()):
-                rows.append({"chapter": step, "table": csv.stem, "file": f, "reference": files[0],
-                             "chapter_ratio": r.latency_ratio, "chapter_low": r.ratio_ci_low, "chapter_high": r.ratio_ci_high})
-    return pd.DataFrame(rows)
+    for step, name in CHAPTER_TABLES:
+        csv = results / step / "tables" / f"{name}.csv"
+        t = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
+        if not set(RATIO_COLUMNS) <= set(t.columns):
+            continue
+        t = t.dropna(subset=["file", "latency_ratio"])
+        files = [_relative(results, step, f) for f in t.file]
+        for f, r in zip(files[1:], t.iloc[1:].itertuples()):
+            rows.append({"chapter": step, "table": name, "file": f, "reference": files[0],
+                         "chapter_ratio": r.latency_ratio, "chapter_low": r.ratio_ci_low, "chapter_high": r.ratio_ci_high})
+    return pd.DataFrame(rows, columns=CONSISTENCY_COLUMNS[:7])
 
 
 def _relative(results: Path, step: str, f: str) -> str:
@@ -196,34 +201,45 @@ def _relative(results: Path, step: str, f: str) -> str:
     return f"{step}/{f}"
 
 
+def _log_se(low, high):
+    """The standard error of a ratio's logarithm, read off its 95% interval."""
+    return (np.log(np.asarray(high, float)) - np.log(np.asarray(low, float))) / (2 * 1.96)
+
+
 def ratio_consistency(results: Path):
     """Each chapter's stated ratio (:func:`chapter_ratios`) beside the benchmark table's ratio for the same
-    pair of files (:func:`lpirc.bench.pair_ratio`: the table's sessions as the unit). ``inside``: the
-    chapter's ratio lies within the benchmark's 95% interval. The chapters timed their files in their own
-    sessions, on the same host, earlier in the run: the two measurements are independent, and a ratio
-    outside the other's interval says the session-to-session variation is larger than either admits."""
+    pair of files (:func:`lpirc.bench.pair_ratio`: the table's sessions as the unit), for the pairs the
+    benchmark timed in one group. ``inside``: the chapter's ratio lies within the benchmark's 95% interval
+    (the book's criterion); ``agree``: the two independent measurements differ by less than 1.96 standard
+    errors of their difference (logarithms), the fair test of two estimates that both carry noise. The
+    chapters timed their files in their own sessions, earlier in the run, on the same host."""
     results = Path(results)
     latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").set_index("file")
     table = chapter_ratios(results)
-    if table.empty:
-        return table
     known = table.file.isin(latency.index) & table.reference.isin(latency.index)
     table = table[known].reset_index(drop=True)
+    if "group" in latency.columns:
+        table = table[[latency.group[a] == latency.group[b] for a, b in zip(table.file, table.reference)]].reset_index(drop=True)
+    if table.empty:
+        return pd.DataFrame(columns=CONSISTENCY_COLUMNS)
     bench_ratios = [bench.pair_ratio(latency, a, b) for a, b in zip(table.file, table.reference)]
     table["benchmark_ratio"], table["benchmark_low"], table["benchmark_high"] = (list(v) for v in zip(*bench_ratios))
     table["inside"] = (table.benchmark_low <= table.chapter_ratio) & (table.chapter_ratio <= table.benchmark_high)
-    return table
+    se = np.sqrt(_log_se(table.chapter_low, table.chapter_high) ** 2 + _log_se(table.benchmark_low, table.benchmark_high) ** 2)
+    table["agree"] = np.abs(np.log(table.chapter_ratio / table.benchmark_ratio)) <= 1.96 * se
+    return table[CONSISTENCY_COLUMNS]
 
 
 def consistency_sentence(table) -> str:
     """The consistency table in one sentence, from its numbers."""
     if table.empty:
         return "No chapter states a ratio for a pair of files the benchmark timed."
-    out = table[~table.inside]
+    out = table[~table.inside.astype(bool)]
     worst = (table.chapter_ratio / table.benchmark_ratio - 1).abs().max()
     return (f"Of the {len(table)} ratios the chapters state for a pair of files, **{int(table.inside.sum())}** lie inside the "
-            f"benchmark table's 95% interval for the same pair; the largest gap between the two measurements is "
-            f"{100 * worst:.1f}% of the ratio." + ("" if out.empty else " Outside: " + "; ".join(
+            f"benchmark table's 95% interval for the same pair, and {int(table.agree.sum())} agree with it within the two "
+            f"measurements' combined uncertainty; the largest gap between them is {100 * worst:.1f}% of the ratio."
+            + ("" if out.empty else " Outside: " + "; ".join(
                 f"{r.file} / {r.reference} ({r.chapter}: {r.chapter_ratio:.3f}, benchmark: {r.benchmark_ratio:.3f} "
                 f"[{r.benchmark_low:.3f}, {r.benchmark_high:.3f}])" for r in out.itertuples())
                 + ". Where they differ, the summary's rows and verdicts use the benchmark's ratio."))

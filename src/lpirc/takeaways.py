@@ -82,7 +82,9 @@ def claim_point(claim: dict, label: str | None = None) -> str:
                  f"{design['margin_points']:g}, so more seeds, not a different answer, is what it lacks"
                  if md > design["margin_points"] else
                  f"; the run had the power for its margin ({design.get('n', '?')} seeds settle {md:.2f} points against "
-                 f"{design['margin_points']:g}): it is inconclusive because the estimate itself lies on the margin")
+                 f"{design['margin_points']:g}): it is inconclusive because "
+                 + ("its interval reaches from no gain to the smallest gain that matters, so the gain, if any, is small"
+                    if design.get("kind") == "superiority" else "the estimate itself lies on the margin"))
     return text + "."
 
 
@@ -256,8 +258,8 @@ def factorization(folder: Path, results: Path) -> list[str]:
         pts.append(f"On the {versus.get('split', 'validation')} split, the latency-aware choice differs from the "
                    f"configuration most accurate on validation at most as slow ({versus['uniform']}) by "
                    f"{versus['difference_points']:+.2f} points [{lo:+.2f}, {hi:+.2f}]: "
-                   + (f"it loses to a simpler choice ({', '.join(dom)}: at most as slow, at least as accurate on "
-                      "holdout)." if dom else "choosing layers by measured latency paid off." if lo > 0 else
+                   + (f"a simpler choice matches or beats it ({', '.join(dom)}: at most as slow, at least as accurate on "
+                      "holdout, point estimates)." if dom else "choosing layers by measured latency paid off." if lo > 0 else
                       "choosing layers by measured latency cost accuracy." if hi < 0 else
                       "on one seed each, the two cannot be told apart."))
     elif m.get("greedy"):
@@ -440,7 +442,7 @@ def summary(folder: Path, results: Path) -> list[str]:
         say_ids = lambda cs: ", ".join(c["id"].replace("_", " ") for c in cs)  # noqa: E731
         pts.append("Why the inconclusive verdicts are inconclusive: " + "; ".join(part for part in (
             f"too few seeds for the margin ({say_ids(underpowered)})" if underpowered else "",
-            f"enough seeds for the margin, but an estimate whose interval straddles it ({say_ids(on_margin)})" if on_margin else "",
+            f"enough seeds for the margin, but an interval that straddles the criterion ({say_ids(on_margin)})" if on_margin else "",
             f"one part of a two-part criterion, or an interval from one evaluation, that straddles its threshold "
             f"({say_ids(other)})" if other else "") if part) + ".")
     st = [c for c in found if c["id"].startswith("stacked")]
@@ -509,8 +511,11 @@ def seeds_to_settle(folder) -> str:
             lo, hi = c["interval"]
             on_margin.append(f"*{c['id'].replace('_', ' ')}* already had the power ({d['n']} seeds settle "
                              f"{c['min_detectable']:.2f} points against a margin of {d['margin_points']:g}); its estimate, "
-                             f"{c['estimate']:.2f} [{lo:.2f}, {hi:.2f}], straddles the margin, and more seeds only narrow that "
-                             "interval as 1 / sqrt(n): they settle it unless the true value sits on the margin itself")
+                             f"{c['estimate']:.2f} [{lo:.2f}, {hi:.2f}], "
+                             + ("reaches from no gain to the smallest gain that matters" if d.get("kind") == "superiority"
+                                else "straddles the margin")
+                             + ", and more seeds only narrow that interval as 1 / sqrt(n): they settle it unless the true "
+                             "value sits on the criterion itself")
             continue
         need = seeds_needed(d["sd_points"], d["margin_points"], d["kind"], d.get("comparisons", 1), d.get("power", 0.8))
         rows.append(f"*{c['id'].replace('_', ' ')}*: {d['n']} seeds with an SD of {d['sd_points']:.2f} points settle "
