@@ -246,6 +246,8 @@ def pytest_collection_finish(session):
     import sys
     import tempfile
 
+    if session.config.option.collectonly:
+        return
     needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     if "smoke_run" in needs:
         session.config.smoke = SmokeRun(Path(tempfile.mkdtemp(prefix="lpirc-smoke-")), book="smoke_book" in needs)
