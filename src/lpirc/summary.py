@@ -170,8 +170,8 @@ RATIO_COLUMNS = ("file", "latency_ratio", "ratio_ci_low", "ratio_ci_high")
 # the chapters' tables of files timed together, the first file of each the reference of its ratios (other
 # tables may carry ratio columns merged in from one of these, beside files they were not measured on)
 CHAPTER_TABLES = (("quantization", "variants"), ("quantization", "challenge_architecture"),
-                  ("factorization", "challenge_architecture"), ("stacked", "challenge_architecture"),
-                  ("stacked", "width_control"))
+                  ("factorization", "sweep"), ("factorization", "challenge_architecture"),
+                  ("stacked", "stages"), ("stacked", "challenge_architecture"), ("stacked", "width_control"))
 CONSISTENCY_COLUMNS = ["chapter", "table", "file", "reference", "chapter_ratio", "chapter_low", "chapter_high",
                        "benchmark_ratio", "benchmark_low", "benchmark_high", "inside", "agree"]
 
