@@ -45,6 +45,12 @@ def evaluate_arrays(model_path, images_uint8: np.ndarray, labels: np.ndarray, nu
     return {**topk(scores, labels), "predictions": np.argmax(scores, axis=1)}
 
 
+def correct_on(path, images, labels, num_classes: int) -> np.ndarray:
+    """Per-image top-1 outcomes (True where right) of a TFLite file; ties go to the lowest class index, as
+    in every top-1 of the project (lpirc.models.topk_accuracy)."""
+    return evaluate_arrays(path, images, labels, num_classes)["predictions"] == np.asarray(labels)
+
+
 def evaluate_source(model_path, data: Path, labels_file: Path | None = None, limit: int | None = None,
                     split: str = "val", skip_corrupt: bool = False, progress: bool = True,
                     preprocess: str = "resize_crop", skip: str | None = None) -> dict:

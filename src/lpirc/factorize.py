@@ -382,12 +382,6 @@ def finetune_control(*, out_path: str, data_dir: str, student_path: str, layers:
             "MMACs": models.count_macs(model) / 1e6, "file": str(out_path)}
 
 
-def correct_on(path, images, labels, num_classes: int) -> np.ndarray:
-    """Per-image top-1 outcomes (True where right) of a TFLite file; ties go to the lowest class index, as
-    in every top-1 of the project (lpirc.models.topk_accuracy)."""
-    return evaluate.evaluate_arrays(path, images, labels, num_classes)["predictions"] == np.asarray(labels)
-
-
 def accuracy_claim(deep, control: dict, layer_log, data_dir, root=".", untuned_top1: float | None = None):
     """The factorization-accuracy claim (:func:`lpirc.claims.factorization_accuracy`) from per-image outcomes:
     the deepest configuration ``deep`` (a sweep row: K, rank_fraction, file) against the same-budget control
@@ -400,7 +394,7 @@ def accuracy_claim(deep, control: dict, layer_log, data_dir, root=".", untuned_t
         raise ValueError(f"the control took {control['steps']} gradient steps, the factorized model's per-layer "
                          f"fine-tuning {steps}: the budgets are not matched")
     splits, classes = data.load_splits(Path(data_dir), ("val",))
-    f, c = (correct_on(Path(root) / p, *splits["val"], len(classes)) for p in (deep.file, control["file"]))
+    f, c = (evaluate.correct_on(Path(root) / p, *splits["val"], len(classes)) for p in (deep.file, control["file"]))
     return claims.factorization_accuracy(c, f, untuned_top1=untuned_top1, budget={
         "layers": int(deep.K), "epochs_per_layer": control["epochs_per_layer"], "factorized_steps": steps,
         "control_epochs": control["epochs"], "control_steps": control["steps"]})

@@ -155,7 +155,7 @@ def stacked_claim(results: Path):
     ratio, lo, hi = bench.pair_ratio(latency, stacked_file, base_file)
     x, y = data.load_split(results / "data", "val")
     classes = len(read_json(results / "data" / "dataset.json")["classes"])
-    correct = {f: evaluate.evaluate_arrays(results / f, x, y, classes)["predictions"] == y
+    correct = {f: evaluate.correct_on(results / f, x, y, classes)
                for f in (stacked_file, base_file, control_file) if f}
     if not control_file:
         return claims.stacked_on_task(correct[stacked_file], correct[base_file], ratio, (lo, hi))
@@ -257,7 +257,7 @@ def latency_claims(results: Path, parameters: dict) -> list:
     v = pd.read_csv(results / "quantization" / "tables" / "variants.csv").set_index("key")
     x, y = data.load_split(results / "data", "val")
     classes = len(read_json(results / "data" / "dataset.json")["classes"])
-    correct = {k: evaluate.evaluate_arrays(results / "quantization" / v.file[k], x, y, classes)["predictions"] == y
+    correct = {k: evaluate.correct_on(results / "quantization" / v.file[k], x, y, classes)
                for k in ("float32", "int8_ptq")}
     ratio, lo, hi = bench.pair_ratio(timing, f"quantization/{q['int8']['file']}", f"quantization/{q['float32']['file']}")
     found = [claims.quantization(correct["float32"], correct["int8_ptq"], ratio, (lo, hi))]
