@@ -42,6 +42,12 @@ def test_save_figure_needs_a_caption_and_alt_text_and_passes_them_on(tmp_path, m
                                 "name": "fig-quantization-accuracy-vs-latency", "wide": True}}]
 
 
+def test_a_step_names_its_own_files_by_its_folder_and_another_steps_by_a_path_that_survives_the_move(tmp_path):
+    ctx = StepContext("stacked", "smoke", tmp_path, tmp_path / ".staging" / "stacked.1", 0)
+    assert ctx.relative(ctx.path("models", "a.tflite")) == "models/a.tflite"
+    assert ctx.relative(tmp_path / "quantization" / "models" / "s.tflite") == "../quantization/models/s.tflite"
+
+
 def _cell(outputs, metadata=None):
     return {"cell_type": "code", "metadata": metadata or {}, "source": "", "outputs": outputs, "execution_count": 1}
 

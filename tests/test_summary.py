@@ -53,5 +53,36 @@ def test_no_stated_ratio_gives_an_empty_table_with_its_columns(tmp_path):
 
 def test_a_pair_from_two_timing_groups_has_no_ratio(results):
     latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv")
-    with pytest.raises(ValueError, match="different groups"):
+    with pytest.raises(ValueError, match="never timed together"):
         bench.pair_ratio(latency, "quantization/models/s.tflite", "factorization/models/arch/u.tflite")
+
+
+def test_a_pair_timed_in_two_groups_reads_the_first_or_the_one_asked_for():
+    table = pd.DataFrame({"file": ["u", "a", "u", "a"], "group": ["one", "one", "two", "two"],
+                          "session_ratios": ["[1, 1]", "[0.5, 0.5]", "[1, 1]", "[0.8, 0.8]"]})
+    assert bench.pair_ratio(table, "a", "u")[0] == pytest.approx(0.5)
+    assert bench.pair_ratio(table, "a", "u", group="two")[0] == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="group 'three'"):
+        bench.pair_ratio(table, "a", "u", group="three")
+
+
+def test_the_benchmark_collects_the_chapters_timings_so_each_stated_ratio_is_the_tables_own(tmp_path):
+    """A chapter's timing table (files relative to its folder, a file of another step as ../step/...) becomes
+    rows of the book's table with its sessions; the ratio the summary then reads is the one the chapter stated."""
+    write(tmp_path / "stacked" / "tables" / "timing.csv", pd.DataFrame({
+        "stage": ["start", "float", "stacked", "plain baseline"],
+        "file": ["models/start.tflite", None, "models/stacked.tflite", "../quantization/models/s.tflite"],
+        "latency_ms": [0.05, None, 0.04, 0.06], "latency_ratio": [1.0, None, 0.8, 1.2],
+        "ratio_ci_low": [1.0, None, 0.78, 1.1], "ratio_ci_high": [1.0, None, 0.82, 1.3], "sessions": [3, None, 3, 3],
+        "session_ratios": ["[1, 1, 1]", None, "[0.79, 0.80, 0.81]", "[1.1, 1.2, 1.3]"]}))
+    files = [tmp_path / "stacked" / "models" / "start.tflite", tmp_path / "stacked" / "models" / "stacked.tflite",
+             tmp_path / "quantization" / "models" / "s.tflite"]
+    table = bench.book_timing_table(tmp_path, files, runs=3)     # every file timed in a chapter: nothing to time here
+    assert list(table.file) == ["stacked/models/start.tflite", "stacked/models/stacked.tflite", "quantization/models/s.tflite"]
+    assert set(table.group) == {"stacked: timing"} and list(table.columns) == bench.TIMING_COLUMNS
+    write(tmp_path / "benchmark" / "tables" / "latency.csv", table)
+    check = summary.ratio_consistency(tmp_path)
+    assert list(check.file) == ["stacked/models/stacked.tflite", "quantization/models/s.tflite"]
+    assert check.inside.all() and (check.chapter_ratio - check.benchmark_ratio).abs().max() < 0.01
+    ratio, _, _ = bench.pair_ratio(table, "stacked/models/stacked.tflite", "quantization/models/s.tflite")
+    assert ratio == pytest.approx(0.8 / 1.2, rel=0.01)

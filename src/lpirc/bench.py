@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -144,18 +145,74 @@ def grouped_timing_table(files: dict, runs: int, warmup: int = 5, count: int = S
                       for size, g in groups.items()], ignore_index=True)
 
 
-def pair_ratio(table, a: str, b: str, confidence: float = 0.95) -> tuple[float, float, float]:
-    """The latency ratio ``a`` / ``b`` of two files of one saved timing table (indexed or with a ``file``
-    column, and its ``session_ratios``): in each session both were timed against the same first file, so
-    a session's a/b is the quotient of their ratios to it; the ratio and its interval across sessions as
-    :func:`lpirc.stats.session_ratio` gives them. The one way a chapter's pair of files is read off the table."""
-    t = table if "file" not in getattr(table, "columns", []) else table.set_index("file")
-    if "group" in t.columns and t.group[a] != t.group[b]:
-        raise ValueError(f"{a} ({t.group[a]}) and {b} ({t.group[b]}) were timed in different groups of the table: "
-                         "their sessions share no reference file")
+def pair_ratio(table, a: str, b: str, confidence: float = 0.95, group: str | None = None) -> tuple[float, float, float]:
+    """The latency ratio ``a`` / ``b`` of two files timed together, read off a saved timing table (indexed by
+    file or with a ``file`` column, and its ``session_ratios``; with a ``group`` column, the first group that
+    holds both files, or ``group``): in each session both were timed against the group's first file, so a
+    session's a/b is the quotient of their ratios to it; the ratio and its interval across sessions as
+    :func:`lpirc.stats.session_ratio` gives them. The one way a pair of files is read off the book's table."""
+    t = table.reset_index() if "file" not in getattr(table, "columns", []) else table
+    t = t if "group" in t.columns else t.assign(group="")
+    shared = [g for g, rows in t.groupby("group", sort=False) if {a, b} <= set(rows.file) and group in (None, g)]
+    if not shared:
+        raise ValueError(f"{a} and {b} were never timed together in one group of the table"
+                         + (f" (asked for group {group!r})" if group is not None else "")
+                         + ": their sessions share no reference file")
+    rows = t[t.group == shared[0]].set_index("file")
     ra, rb = (np.asarray(json.loads(v) if isinstance(v, str) else v, float)
-              for v in (t.session_ratios[a], t.session_ratios[b]))
+              for v in (rows.session_ratios[a], rows.session_ratios[b]))
     return session_ratio(ra / rb, confidence)
+
+
+# The chapters' timing tables, (step, table): each holds files one chapter timed together in one call of
+# :func:`timing_table` (the first file the reference of its ratios), saved as
+# results/<profile>/<step>/tables/<table>.csv with each session's ratios. The benchmark collects these
+# instead of timing the same files again: a second measurement of a pair gives a second ratio, and a small
+# model's ratio moves with the files timed beside it by more than a session interval admits.
+CHAPTER_TIMINGS = (("quantization", "variants"), ("quantization", "challenge_architecture"),
+                   ("factorization", "sweep"), ("factorization", "challenge_architecture"),
+                   ("stacked", "timing"), ("stacked", "challenge_architecture"))
+TIMING_COLUMNS = ["file", "group", "latency_ms", "latency_ci_low", "latency_ci_high", "sessions", "session_ratios"]
+
+
+def results_relative(results: Path, step: str, file: str) -> str:
+    """A file named in ``step``'s table (relative to the step's folder, ``../other_step/...``, or absolute)
+    as a path relative to results/<profile>/, the way the benchmark's table names files."""
+    p = Path(file)
+    if p.is_absolute():
+        results = Path(results)
+        return str(p.relative_to(results.resolve()) if p.is_relative_to(results.resolve()) else p.relative_to(results))
+    return os.path.normpath(f"{step}/{file}")
+
+
+def chapter_timings(results: Path, tables=CHAPTER_TIMINGS) -> "pd.DataFrame":
+    """The timing tables the chapters saved (:data:`CHAPTER_TIMINGS`), one row per timed file, files named
+    relative to ``results`` and ``group`` naming the table ("step: table"); tables a run did not write, or
+    wrote without session ratios, are left out."""
+    frames = []
+    for step, name in tables:
+        csv = Path(results) / step / "tables" / f"{name}.csv"
+        t = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
+        if not {"file", "session_ratios"} <= set(t.columns):
+            continue
+        t = t.dropna(subset=["file", "session_ratios"])
+        frames.append(t.assign(file=[results_relative(results, step, f) for f in t.file], group=f"{step}: {name}")
+                      .reindex(columns=TIMING_COLUMNS))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TIMING_COLUMNS)
+
+
+def book_timing_table(results: Path, files, runs: int, warmup: int = 5, count: int = SESSIONS) -> "pd.DataFrame":
+    """The book's one timing table for ``files`` (.tflite paths under ``results``): every file a chapter timed
+    with its sessions' ratios as that chapter measured them (:func:`chapter_timings`, group "step: table"),
+    and the rest timed here, files of one input size together (:func:`grouped_timing_table`, group
+    "benchmark: HxW"). A pair of files timed in a chapter thus keeps that chapter's ratio."""
+    results = Path(results)
+    chapters = chapter_timings(results)
+    rest = {str(Path(p).relative_to(results)): Path(p) for p in files}
+    rest = {name: p for name, p in rest.items() if name not in set(chapters.file)}
+    here = (grouped_timing_table(rest, runs=runs, warmup=warmup, count=count).rename(columns={"config": "file"})
+            .assign(group=lambda t: "benchmark: " + t.group).reindex(columns=TIMING_COLUMNS)) if rest else None
+    return pd.concat([chapters, here], ignore_index=True)
 
 
 def timing_table(files: dict, runs: int, warmup: int = 5, count: int = SESSIONS) -> "pd.DataFrame":
@@ -198,7 +255,8 @@ def add_timing(frame, runs: int, warmup: int = 5, column: str = "file", count: i
     every file timed interleaved by :func:`timing_table`, the first file the reference of the ratios."""
     files = frame[column].dropna()
     timing = timing_table(dict(zip(files, files)), runs=runs, warmup=warmup, count=count).rename(columns={"config": column})
-    cols = [column, "latency_ms", "latency_ci_low", "latency_ci_high", "latency_ratio", "ratio_ci_low", "ratio_ci_high"]
+    cols = [column, "latency_ms", "latency_ci_low", "latency_ci_high", "latency_ratio", "ratio_ci_low", "ratio_ci_high",
+            "sessions", "session_ratios"]
     return frame.merge(timing[cols], on=column, how="left")
 
 

@@ -3,7 +3,7 @@
 Everything is read from the steps' results files. Accuracy is the embedded task's. Latency:
 
 - the 32x32 student's own single-thread latency on this host, from the benchmark step's one latency
-  table (so a file has one latency in the whole book); rows that are a mean over seeds have no file;
+  table (a file timed in two tables: the first); rows that are a mean over seeds have no file;
 - the Pixel 2 latency of the *equivalent challenge architecture* (MobileNet v1 1.0 @160 in the default
   profile, same precision and factorization): Google's published figure for an unfactorized
   architecture, ratio transfer (published x host ratio measured interleaved) for a factorized one.
@@ -43,7 +43,7 @@ def study_rows(results: Path, parameters: dict):
     M = {s: read_json(results / s / "metrics.json") for s in
          ("quantization", "factorization", "distillation", "open_images", "stacked")}
     n_val = read_json(results / "data" / "dataset.json")["splits"]["val"]["n"]
-    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").set_index("file").latency_ms
+    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").drop_duplicates("file").set_index("file").latency_ms
     q, f, d, o, st = (M[s] for s in ("quantization", "factorization", "distillation", "open_images", "stacked"))
     ca = q["challenge_architecture"]
     pub = {p: reference.pixel2_ms(ca["width_multiplier"], ca["resolution"], p) for p in ("int8", "float32")}
@@ -167,38 +167,26 @@ def stacked_claim(results: Path):
 
 
 RATIO_COLUMNS = ("file", "latency_ratio", "ratio_ci_low", "ratio_ci_high")
-# the chapters' tables of files timed together, the first file of each the reference of its ratios (other
-# tables may carry ratio columns merged in from one of these, beside files they were not measured on)
-CHAPTER_TABLES = (("quantization", "variants"), ("quantization", "challenge_architecture"),
-                  ("factorization", "sweep"), ("factorization", "challenge_architecture"),
-                  ("stacked", "stages"), ("stacked", "challenge_architecture"), ("stacked", "width_control"))
 CONSISTENCY_COLUMNS = ["chapter", "table", "file", "reference", "chapter_ratio", "chapter_low", "chapter_high",
                        "benchmark_ratio", "benchmark_low", "benchmark_high", "inside", "agree"]
 
 
 def chapter_ratios(results: Path):
-    """Every latency ratio a chapter states for a pair of its files (:data:`CHAPTER_TABLES`), one row per
-    (chapter, table, file, reference, ratio, interval). Paths are relative to results/<profile>/, as the
-    benchmark's table names them."""
+    """Every latency ratio a chapter states for a pair of its files (its timing tables,
+    :data:`lpirc.bench.CHAPTER_TIMINGS`), one row per (chapter, table, file, reference, ratio, interval). Paths
+    are relative to results/<profile>/, as the benchmark's table names them."""
     results, rows = Path(results), []
-    for step, name in CHAPTER_TABLES:
+    for step, name in bench.CHAPTER_TIMINGS:
         csv = results / step / "tables" / f"{name}.csv"
         t = pd.read_csv(csv) if csv.exists() else pd.DataFrame()
         if not set(RATIO_COLUMNS) <= set(t.columns):
             continue
         t = t.dropna(subset=["file", "latency_ratio"])
-        files = [_relative(results, step, f) for f in t.file]
+        files = [bench.results_relative(results, step, f) for f in t.file]
         for f, r in zip(files[1:], t.iloc[1:].itertuples()):
             rows.append({"chapter": step, "table": name, "file": f, "reference": files[0],
                          "chapter_ratio": r.latency_ratio, "chapter_low": r.ratio_ci_low, "chapter_high": r.ratio_ci_high})
     return pd.DataFrame(rows, columns=CONSISTENCY_COLUMNS[:7])
-
-
-def _relative(results: Path, step: str, f: str) -> str:
-    p = Path(f)
-    if p.is_absolute():
-        return str(p.relative_to(results.resolve())) if p.is_relative_to(results.resolve()) else str(p.relative_to(results))
-    return f"{step}/{f}"
 
 
 def _log_se(low, high):
@@ -207,19 +195,20 @@ def _log_se(low, high):
 
 
 def ratio_consistency(results: Path):
-    """Each chapter's stated ratio (:func:`chapter_ratios`) beside the benchmark table's ratio for the same
-    pair of files (:func:`lpirc.bench.pair_ratio`: the table's sessions as the unit), for the pairs the
-    benchmark timed in one group. ``inside``: the chapter's ratio lies within the benchmark's 95% interval
-    (the book's criterion); ``agree``: the two independent measurements differ by less than 1.96 standard
-    errors of their difference (logarithms), the fair test of two estimates that both carry noise. The
-    chapters timed their files in their own sessions, earlier in the run, on the same host."""
+    """Each chapter's stated ratio (:func:`chapter_ratios`) beside the ratio the summary reads for the same pair
+    of files from the benchmark's table (:func:`lpirc.bench.pair_ratio`: the first group of the table that
+    timed both, the sessions as the unit), for the pairs the table timed together. The benchmark collects the
+    chapters' timings rather than timing their files again, so every stated ratio should be the table's own;
+    a pair timed in two places would show here. ``inside``: the chapter's ratio lies within that 95% interval
+    (the book's criterion); ``agree``: the two differ by less than 1.96 standard errors of their difference
+    (logarithms), the fair test had they been two independent measurements."""
     results = Path(results)
-    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").set_index("file")
+    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv")
     table = chapter_ratios(results)
-    known = table.file.isin(latency.index) & table.reference.isin(latency.index)
-    table = table[known].reset_index(drop=True)
-    if "group" in latency.columns:
-        table = table[[latency.group[a] == latency.group[b] for a, b in zip(table.file, table.reference)]].reset_index(drop=True)
+    together = set()
+    for _, g in (latency.groupby("group", sort=False) if "group" in latency.columns else [("", latency)]):
+        together |= {(a, b) for a in g.file for b in g.file}
+    table = table[[(a, b) in together for a, b in zip(table.file, table.reference)]].reset_index(drop=True)
     if table.empty:
         return pd.DataFrame(columns=CONSISTENCY_COLUMNS)
     bench_ratios = [bench.pair_ratio(latency, a, b) for a, b in zip(table.file, table.reference)]
@@ -237,8 +226,10 @@ def consistency_sentence(table) -> str:
     out = table[~table.inside.astype(bool)]
     worst = (table.chapter_ratio / table.benchmark_ratio - 1).abs().max()
     return (f"Of the {len(table)} ratios the chapters state for a pair of files, **{int(table.inside.sum())}** lie inside the "
-            f"benchmark table's 95% interval for the same pair, and {int(table.agree.sum())} agree with it within the two "
-            f"measurements' combined uncertainty; the largest gap between them is {100 * worst:.1f}% of the ratio."
+            f"95% interval the summary reads for the same pair from the benchmark's table, and {int(table.agree.sum())} agree "
+            f"with it within the two intervals' combined uncertainty; the largest gap between them is {100 * worst:.1f}% of "
+            "the ratio (zero when the benchmark took the chapter's timing of the pair as it is, as it does for every pair a "
+            "chapter timed)."
             + ("" if out.empty else " Outside: " + "; ".join(
                 f"{r.file} / {r.reference} ({r.chapter}: {r.chapter_ratio:.3f}, benchmark: {r.benchmark_ratio:.3f} "
                 f"[{r.benchmark_low:.3f}, {r.benchmark_high:.3f}])" for r in out.itertuples())

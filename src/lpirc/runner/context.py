@@ -50,8 +50,12 @@ class StepContext:
 
     def relative(self, path) -> str:
         """A path this step wrote, relative to its folder (what metrics.json records: the folder moves
-        from staging to results/<profile>/<step>/ when the step succeeds)."""
-        return str(Path(path).relative_to(self.out))
+        from staging to results/<profile>/<step>/ when the step succeeds); a file another step wrote as
+        ``../<that step>/...``, which stays true after the move."""
+        path = Path(path)
+        if path.is_relative_to(self.out):
+            return str(path.relative_to(self.out))
+        return str(Path("..") / path.relative_to(self.results))
 
     def save_table(self, frame, name: str) -> None:
         write_csv(self.path("tables", f"{name}.csv"), frame)
