@@ -119,7 +119,7 @@ def stacked_arch_pair(st: dict, arch) -> tuple[str, str]:
     if same in arch.index:
         return f"factorization/{arch.file[same]}", f"factorization/{arch.file.iloc[0]}"
     rows = st["arch"]["rows"]
-    return f"stacked/{rows[1]['file']}", f"stacked/{rows[0]['file']}"
+    return tuple(bench.results_relative(Path(), "stacked", rows[i]["file"]) for i in (1, 0))
 
 
 def against_each(table) -> str:
