@@ -4,7 +4,16 @@ from __future__ import annotations
 import json
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
+
+
+def plain_log_axis(axis) -> None:
+    """A logarithmic axis (``ax.xaxis`` or ``ax.yaxis``) ticked at 1, 2, 3, 5 x powers of ten and labelled
+    in plain numbers (5, 10, 20, 30) rather than matplotlib's 6 x 10^0."""
+    axis.set_major_locator(mticker.LogLocator(base=10, subs=(1, 2, 3, 5)))
+    axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(mticker.NullFormatter())
 
 
 def examples_grid(images: np.ndarray, labels: np.ndarray, classes, per_class: int = 8, max_classes: int = 10):
@@ -164,6 +173,8 @@ def projection(grid):
         ax.fill_between(g.host_ms, g.pi_low, g.pi_high, alpha=0.15)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    plain_log_axis(ax.xaxis)
+    plain_log_axis(ax.yaxis)
     ax.set_xlabel("host single-thread latency (ms)")
     ax.set_ylabel("Pixel 2 big-core latency (ms)")
     ax.grid(alpha=0.3, which="both")

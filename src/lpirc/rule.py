@@ -43,6 +43,7 @@ import pandas as pd
 from scipy import stats
 
 from lpirc import claims, projection, reference
+from lpirc.plots import plain_log_axis
 from lpirc.report import fmt_interval
 
 KNEE_MS = 30.0                               # the rule: 30 x T, T = 1 ms per image
@@ -726,6 +727,7 @@ def figure_scores(scores, threshold: float, knee_ms: float = KNEE_MS):
     for ax, ylabel in ((ax1, "ImageNet top-1 (%)"), (ax2, "challenge score")):
         ax.axvline(knee_ms, ls="--", c="k", lw=1, label=f"knee ({knee_ms:g} ms)")
         ax.set_xscale("log")
+        plain_log_axis(ax.xaxis)
         ax.set_xlabel("Pixel 2 big-core latency (ms, log scale)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
@@ -759,6 +761,7 @@ def figure_search(space, best, path, threshold: float, knee_ms: float = KNEE_MS)
     _iso_lines(ax, [(best.score, "-."), (threshold, ":")], xs, knee_ms, top)
     ax.axvline(knee_ms, ls="--", c="k", lw=1)
     ax.set_xscale("log")
+    plain_log_axis(ax.xaxis)
     ax.set_xlabel("Pixel 2 big-core latency (ms, projected from this host, log scale)")
     ax.set_ylabel("ImageNet top-1 (%, published or interpolated)")
     ax.set_ylim(max(v.top1.min() - 2, 0), top)
