@@ -86,7 +86,8 @@ def study_rows(results: Path, parameters: dict):
          *(("unfactorized int8, same-steps FT", f["control"]["val_top1"]) if f.get("control") else
            ("unfactorized int8", sweep.val_top1.iloc[0])), host_us("factorization", deep.file),
          transferred(f"factorization/{arch.file[deep.config]}", f"factorization/{arch.file.iloc[0]}")),
-        (f"distilled (α={d_best.alpha:g}, {d_best.teacher}; float32, mean of {_seeds(d_best.seeds)})", d_best.val_top1,
+        (f"distilled (α={d_best.alpha:g}, {d_best.teacher}: the best arm on validation; float32, mean of "
+         f"{_seeds(d_best.seeds)})", d_best.val_top1,
          d_best.holdout_top1, f"{base_ep} + {P['distillation']['epochs']}", "α = 0, same epochs", d_ctrl.val_top1, None,
          published("float32"), _seed_interval(d_best)),
         (f"pretrained on the pool ({int(o_big['pool images'])} images; float32, mean of {_seeds(o_big.seeds)})",
@@ -94,7 +95,7 @@ def study_rows(results: Path, parameters: dict):
          f"{base_ep} + {P['open_images']['pretrain_epochs']} on pool + {P['open_images']['finetune_epochs']}",
          f"arm {o['control']}", o_ctrl.val_top1, None, published("float32"), _seed_interval(o_big)),
         (f"stacked ({st['source']} + {len(st['factorized_layers'])} factorized layers + QAT, int8)", stacked.val_top1,
-         stacked.holdout_top1, "start + per-layer FT + QAT", "its starting student, int8 PTQ", start.val_top1,
+         stacked.holdout_top1, "start + per-layer FT + QAT", *stacked_control(results, st, start),
          host_us("stacked", stacked.file), transferred(*stacked_arch_pair(st, arch))),
     ]
     out = []
@@ -109,6 +110,17 @@ def study_rows(results: Path, parameters: dict):
                     "pixel2_ci_high": p2["ci95"][1], "pixel2_method": p2["method"],
                     "score": reference.challenge_score(100 * val, p2["pixel2_ms"]), "score_ci_low": lo, "score_ci_high": hi})
     return pd.DataFrame(out)
+
+
+def stacked_control(results: Path, st: dict, start) -> tuple[str, float]:
+    """The stacked row's control at the same budget: the width control (the same student narrowed to its MACs
+    and trained on as many images) when the run trained one, else its starting student."""
+    ctl = st.get("width_control") or {}
+    csv = Path(results) / "stacked" / "tables" / "width_control.csv"
+    if ctl and csv.exists():
+        return (f"width control (MobileNet v1 {ctl['width']:g}: same MACs, same training images), int8",
+                float(pd.read_csv(csv).val_top1.iloc[0]))
+    return "its starting student, int8 PTQ", start.val_top1
 
 
 def stacked_arch_pair(st: dict, arch) -> tuple[str, str]:

@@ -73,8 +73,9 @@ def claim_point(claim: dict, label: str | None = None) -> str:
     detail = claim.get("detail") or ""
     if detail.startswith("accuracy:"):        # a claim of two parts (accuracy and latency), both of which must hold
         parts = [d for d in detail.split("; ") if d.startswith(("accuracy:", "latency", "against"))]
-        return (f"**{label}: {claim['verdict']}.** Every part must hold, and the verdict combines them: "
-                f"{'; '.join(parts)} (accuracy: {number}).")
+        parts[0] = f"{parts[0]} ({number})"
+        return (f"**{label}: {claim['verdict']}.** Every part must hold, and the verdict combines them:\n"
+                + "\n".join(f"  - {d[0].upper() + d[1:]}" for d in parts))
     text = f"**{label}: {claim['verdict']}.** {number}: {_WHY.get(claim['verdict'], '')}"
     md, design = claim.get("min_detectable"), claim.get("design") or {}
     if claim["verdict"] == "inconclusive" and _finite(md) and _finite(design.get("margin_points")):
@@ -555,11 +556,19 @@ def knee_comparison(table, other: str = "int8 PTQ") -> str:
     difference in latency and in top-1."""
     s = table.iloc[-1]
     o = table[table.model == other].iloc[0]
-    side = lambda r: "left of" if r.pixel2_ms <= 30 else "right of"  # noqa: E731
-    both_left = s.pixel2_ms <= 30 and o.pixel2_ms <= 30
-    return (f"The stacked model runs at {s.pixel2_ms:.1f} ms ({side(s)} the knee) and {other} at {o.pixel2_ms:.1f} ms "
-            f"({side(o)} it); their validation top-1 differ by {100 * (s.val_top1 - o.val_top1):+.2f} points and their "
-            f"scores by {s.score - o.score:+.1f} ({s.score:.1f} against {o.score:.1f}). "
+
+    def where(r):
+        at = (f"{r.pixel2_ms:.1f} ms (published)" if r.pixel2_ci_low == r.pixel2_ci_high else
+              f"{r.pixel2_ms:.1f} [{r.pixel2_ci_low:.1f}, {r.pixel2_ci_high:.1f}] ms (projected)")
+        side = ("left of the knee" if r.pixel2_ci_high <= 30 else "right of the knee" if r.pixel2_ci_low > 30 else
+                "on either side of the knee, as far as its interval tells")
+        return f"{at}, {side}"
+    both_left = s.pixel2_ci_high <= 30 and o.pixel2_ci_high <= 30
+    return (f"The stacked model runs at {where(s)}; {other} at {where(o)}. Their validation top-1 differ by "
+            f"{100 * (s.val_top1 - o.val_top1):+.2f} points and their scores by {s.score - o.score:+.1f} "
+            f"({_score(s.score, s.score_ci_low, s.score_ci_high)} against {_score(o.score, o.score_ci_low, o.score_ci_high)}"
+            + ("; the intervals overlap, so the table does not rank them)." if s.score_ci_low <= o.score_ci_high and
+               o.score_ci_low <= s.score_ci_high else ").") + " "
             + ("Both are under 30 ms, so the score is top-1 itself for both and the stacked model's speed is worth "
                "nothing under the rule: only accuracy separates them." if both_left else
                "Above the knee the score falls in proportion to the latency, so each millisecond saved there is worth as "
