@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import functools
 import math
+import os
 import subprocess
 
 import numpy as np
@@ -53,7 +54,8 @@ def criteria_changed() -> dict:
     the criteria came before the run; 'uncommitted' when the file differs from the last commit."""
     root = project_root()
     try:
-        out = subprocess.run(["git", "log", "-1", "--format=%cs %h", "--", CRITERIA_FILE], cwd=root,
+        out = subprocess.run(["git", "log", "-1", "--date=format-local:%Y-%m-%dT%H:%MZ", "--format=%cd %h", "--",
+                              CRITERIA_FILE], cwd=root, env={**os.environ, "TZ": "UTC"},
                              capture_output=True, text=True, timeout=10).stdout.split()
         dirty = subprocess.run(["git", "status", "--porcelain", "--", CRITERIA_FILE], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
@@ -625,7 +627,8 @@ def statement(claim_id: str) -> str:
     claim, criterion = statements()[claim_id]
     changed = criteria_changed()
     return (f"**The entry's claim.** {claim}\n\n**Criterion, fixed before the run** (`{CRITERIA_FILE}`, last "
-            f"changed {changed['date']}, commit {changed['commit']}; this run: {datetime.date.today().isoformat()}). "
+            f"changed {changed['date']}, commit {changed['commit']}; this run: "
+            f"{datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%MZ')}). "
             f"{criterion[:1].upper()}{criterion[1:]}")
 
 

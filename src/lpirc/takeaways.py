@@ -501,7 +501,9 @@ def seeds_at_half_margin(folder, claim_id: str = "mixing_ratio") -> str:
     full, half = (seeds_needed(sd, mm, kind, k, power) for mm in (m, m / 2))
     say_n = lambda v: f"{v} seeds" if v else "more than 200 seeds"  # noqa: E731
     return (f"From this page's *{c['id'].replace('_', ' ')}* verdict: {n} seeds, an SD of the paired differences of "
-            f"{sd:.2f} points, a margin of {m:g} point over {k} comparison(s). At that margin `seeds_needed` asks for "
+            f"{sd:.2f} points, a margin of {m:g} point over {k} comparison{'' if k == 1 else 's'}"
+            + (" (all must pass, so they share the power)" if kind == "equivalence" and k > 1 else "")
+            + f". At that margin `seeds_needed` asks for "
             f"{say_n(full)}; at half of it ({m / 2:g}) for {say_n(half)}"
             + (f", {half / full:.1f} times as many: the detectable margin shrinks only as 1 / sqrt(n), so four times as many in "
                "the limit, fewer at small n, where Student's t quantiles shrink too." if full and half else "."))
