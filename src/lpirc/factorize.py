@@ -472,6 +472,10 @@ def describe_choice(chosen: dict, predicted: float, measured, versus: dict | Non
             f"[{measured.ratio_ci_low:.3f}, {measured.ratio_ci_high:.3f}] the unfactorized latency on the architecture and "
             f"reaches {100 * measured.val_top1:.1f}% validation and {100 * measured.holdout_top1:.1f}% holdout top-1 on "
             "the student. ")
+    if measured.ratio_ci_low > predicted or measured.ratio_ci_high < predicted:
+        text += (f"The prediction, which adds up each layer's saving measured alone, lies outside the measured interval: "
+                 "the layers' savings do not add up when they are factorized together, so a greedy search that "
+                 "assumes they do misjudges where it stops. ")
     if versus is None:
         return text + "Every other configuration measured is slower: no simpler choice runs at its speed."
     lo, hi = versus["ci95"]
@@ -488,7 +492,7 @@ def describe_choice(chosen: dict, predicted: float, measured, versus: dict | Non
         return text + (f"**The latency-aware choice is matched or beaten by a simpler choice:** {names} "
                        f"{'runs' if len(dom) == 1 else 'run'} at most as slow on the architecture and "
                        f"{'is' if len(dom) == 1 else 'are'} at least as accurate on holdout (point estimates), so "
-                       "choosing layers by measured latency bought nothing here"
+                       "choosing layers by measured latency bought nothing measurable here"
                        + ("; against its rival the paired interval lies wholly below zero, a real loss." if hi < 0 else
                           "; against its rival it is more accurate beyond the noise, so the simpler configuration that "
                           "matches it is not the rival." if lo > 0 else
