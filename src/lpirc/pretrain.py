@@ -12,14 +12,16 @@ lpirc.grid. The arms:
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from lpirc import data, distill, stats
+from lpirc import claims, data, distill, stats
 from lpirc.grid import run_grid
+from lpirc.report import plural
 
 
 def arms(alpha: float, pool_multipliers, finetune_epochs: int, pretrain_epochs: int) -> list[dict]:
@@ -111,3 +113,59 @@ def against_controls(runs, agg):
     tests = pd.concat([stats.paired_differences(runs, f"{s}_top1", "arm", ref).assign(split=s)
                        for ref in dict.fromkeys([control, b]) for s in ("val", "holdout")], ignore_index=True)
     return tests, big, control
+
+
+def step_note(n_train: int, n_pool: int, pool_multipliers, pretrain_epochs: int, batch_size: int) -> str:
+    """The open-images chapter's first exercise, from the parameters: the optimizer steps the largest pool
+    arm spends pretraining against the extra steps :func:`arms` gives the same-steps control b+ (an epoch of
+    n images is ceil(n / batch) steps, the last batch partial, as lpirc.models.fit_cosine trains)."""
+    m = max(pool_multipliers, default=0)
+    used = min(n_pool, int(round(m * n_train)))
+    extra = int(round(pretrain_epochs * m))
+    per_pool, per_train = math.ceil(used / batch_size), math.ceil(n_train / batch_size)
+    pool_steps, control_steps = pretrain_epochs * per_pool, extra * per_train
+    diff = control_steps - pool_steps
+    capped = (f" (the pool holds only {n_pool:,}, fewer than {m:g} x {n_train:,})" if used < int(round(m * n_train))
+              else "")
+    return (f"Arm c at {m:g}x pretrains on {used:,} pool images{capped} for {plural(pretrain_epochs, 'epoch')}: "
+            f"{pretrain_epochs} x ceil({used:,} / {batch_size}) = **{plural(pool_steps, 'step')}** at batch {batch_size}. "
+            f"`pretrain.arms` gives b+ round({pretrain_epochs} x {m:g}) = {plural(extra, 'extra epoch')} on the labelled "
+            f"split: {extra} x ceil({n_train:,} / {batch_size}) = **{plural(control_steps, 'step')}**. "
+            + ("The same number of steps." if diff == 0 else
+               f"So b+ takes {plural(abs(diff), 'step')} {'more' if diff > 0 else 'fewer'} than the pretraining: "
+               + ("every pass over a split ends with a partial batch, and b+ makes more passes over a smaller split, so "
+                  "it matches the pool's images, not exactly its steps"
+                  if not capped and extra * n_train == pretrain_epochs * used else
+                  "the extra epochs are rounded from the multiplier and do not follow the pool's actual size")
+               + f" ({100 * abs(diff) / max(pool_steps, 1):.1f}% of the pretraining's steps)."))
+
+
+def verdict_rule(claim, pairs: dict) -> str:
+    """How the pretraining claim's verdict, and the sensitivity table's at each smallest effect, follow from
+    the intervals (lpirc.claims.gain_claim with lpirc.claims.superiority_verdict, the rule criteria/claims.yaml
+    states): ``claim`` what :func:`lpirc.claims.pretraining_helps` returned for ``pairs`` (split -> (pretrained,
+    control) top-1 by seed); each split's interval is recomputed here as the claim computes it."""
+    ci = {name: claims.t_interval(100 * (np.asarray(a, float) - np.asarray(b, float)), claim.confidence)
+          for name, (a, b) in pairs.items()}
+    shown = "; ".join(f"{name} [{lo:+.2f}, {hi:+.2f}]" for name, (lo, hi) in ci.items())
+
+    def why(m):
+        below = [name for name, (_, hi) in ci.items() if hi < m]
+        if below:
+            return f"{' and '.join(below)} {'lies' if len(below) == 1 else 'lie'} wholly below m"
+        zero = [name for name, (lo, _) in ci.items() if not lo > 0]
+        rest = (f"{' and '.join(zero)} {'reaches' if len(zero) == 1 else 'reach'} zero" if zero
+                else "every one lies above zero")
+        return f"no interval lies wholly below m (the lowest upper bound is {min(hi for _, hi in ci.values()):+.2f}) and {rest}"
+    groups: dict = {}
+    for m, v in claim.sensitivity.items():
+        groups.setdefault((why(m), v), []).append(f"{m:g}")
+    return (f"**How the verdict is read.** Each split's gain has the test's {100 * claim.confidence:g}% interval "
+            f"(two-sided, Bonferroni over {plural(len(ci), 'comparison')}): {shown} points. At a smallest effect of "
+            f"interest m (the criterion's is {plural(claims.margin(claim.id), 'point')}), a split's gain is *not "
+            "reproduced* when its whole interval lies below m (any gain is too small to matter), *reproduced* when its "
+            "interval lies above zero and not wholly below m, and *inconclusive* otherwise; the claim is not reproduced "
+            "if any split is, reproduced if every split is. So *reproduced* at m means a gain is shown and a gain of m "
+            "is not ruled out — not that the gain is at least m. In the table: "
+            + "; ".join(f"at {', '.join(ms[:-1]) + ' and ' if ms[:-1] else ''}{ms[-1]}, {reason}: {v}"
+                        for (reason, v), ms in groups.items()) + ".")

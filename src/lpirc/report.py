@@ -92,6 +92,12 @@ def say(text: str):
     display(Markdown(text))
 
 
+def plural(n, word: str, many: str | None = None) -> str:
+    """'1 epoch', '3 epochs': ``n`` with ``word`` in the singular or the plural (``many``, else word + 's')."""
+    count = f"{n:g}" if isinstance(n, float) else f"{n}"
+    return f"{count} {word if n == 1 else many or word + 's'}"
+
+
 def pct(x: float, digits: int = 1) -> str:
     return f"{100 * x:.{digits}f}%"
 

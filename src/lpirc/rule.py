@@ -44,7 +44,7 @@ from scipy import stats
 
 from lpirc import claims, projection, reference
 from lpirc.plots import plain_log_axis
-from lpirc.report import fmt_interval
+from lpirc.report import fmt_interval, plural
 
 KNEE_MS = 30.0                               # the rule: 30 x T, T = 1 ms per image
 UNFACTORIZED = "MobileNet v1, unfactorized"  # the family the benchmark's projection was fitted on
@@ -69,6 +69,23 @@ def iso_score_top1(score: float, latency_ms, knee_ms: float = KNEE_MS):
     """The top-1 a model at ``latency_ms`` needs to score ``score``: the iso-score line (flat below the
     knee, rising linearly above it)."""
     return score * np.maximum(knee_ms, np.asarray(latency_ms, float)) / knee_ms
+
+
+def bound(x: float, digits: int = 1, sign: bool = False) -> str:
+    """A number for an interval, never a rounded zero with a sign ('-0.0'): a value that rounds to zero at
+    ``digits`` gets as many more digits (up to three) as show it, so -0.04 reads '-0.04'. ``sign``: '+' too."""
+    d, plus = digits, "+" if sign else ""
+    while x == x and x != 0 and round(abs(x), d) == 0 and d < digits + 3:
+        d += 1
+    return f"{x:{plus}.1g}" if x == x and x != 0 and round(abs(x), d) == 0 else f"{x:{plus}.{d}f}"
+
+
+def knee_side(low: float, high: float, knee_ms: float = KNEE_MS) -> str:
+    """Where a latency interval lies against the knee, in words."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return f"no interval to set against the {knee_ms:g} ms knee"
+    return (f"wholly under the {knee_ms:g} ms knee" if high <= knee_ms else f"wholly above the {knee_ms:g} ms knee"
+            if low > knee_ms else f"its interval straddles the {knee_ms:g} ms knee")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -546,7 +563,7 @@ def search_claim(best, spread: float, draws: int, seed: int, knee_ms: float = KN
         detail=(f"the search's best: MobileNet v1 {config_label(best.width_multiplier, best.resolution)} int8 "
                 f"(top-1 {best.top1_source}, latency {best.latency_source}); P(it scores above the entry) = "
                 f"{d['p_greater']:.3f}; with the benchmarks' disagreement doubled (x{spread ** 2:.2f} either way) the "
-                f"interval is [{wide['ci95'][0]:.1f}, {wide['ci95'][1]:.1f}]: {verdict_wide}"))
+                f"interval is [{bound(wide['ci95'][0])}, {bound(wide['ci95'][1])}]: {verdict_wide}"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -633,10 +650,11 @@ def describe(best, best_wr, greedy_final, path, threshold: float) -> str:
     gap = best.score - greedy_final.score
     same = best.config == greedy_final.config
     return (f"The exhaustive search over width x resolution x factorization picks **{best.config}**: top-1 "
-            f"{best.top1:.2f}% ({best.top1_source}) at {best.latency_ms:.1f} ms ({best.latency_source}), score "
+            f"{best.top1:.2f}% ({best.top1_source}) at {fmt_interval(best.latency_ms, best.latency_low, best.latency_high, 1)} "
+            f"ms ({best.latency_source}; {knee_side(best.latency_low, best.latency_high)}), score "
             f"{fmt_interval(best.score, best.score_low, best.score_high, 1)}; over width x resolution alone it picks "
             f"**{best_wr.config}**, {fmt_interval(best_wr.score, best_wr.score_low, best_wr.score_high, 1)} (the entry's "
-            f"submission: {threshold:.1f}). The greedy search took {len(path) - 1} step(s) "
+            f"submission: {threshold:.1f}). The greedy search took {plural(len(path) - 1, 'step')} "
             f"({', '.join(path.shrunk[1:]) or 'none'}) from {path.config.iloc[0]} and stopped at "
             f"**{greedy_final.config}**, {fmt_interval(greedy_final.score, greedy_final.score_low, greedy_final.score_high, 1)}: "
             + ("the same configuration as the exhaustive search." if same else
@@ -646,7 +664,8 @@ def describe(best, best_wr, greedy_final, path, threshold: float) -> str:
 
 
 def describe_crossing(path, space, knee_ms: float = KNEE_MS) -> str:
-    """Where the greedy ``path`` crossed the knee, against the exhaustive search's best of ``space``."""
+    """Where the greedy ``path`` crossed the knee, against the exhaustive search's best of ``space``, and what
+    the configuration one resolution level higher (the same width and factorization) would have scored."""
     crossing = path[path.latency_ms <= knee_ms].head(1)
     best = exhaustive(space)
     if crossing.empty:
@@ -655,10 +674,21 @@ def describe_crossing(path, space, knee_ms: float = KNEE_MS) -> str:
     if c.step == 0:
         return (f"The greedy search started at or under the knee ({c.config}, {c.latency_ms:.1f} ms): it took no step. "
                 f"The exhaustive search's best, {best.config}, scores {best.score:.1f} at {best.latency_ms:.1f} ms.")
-    return (f"Step {int(c.step)} (shrinking the {c.shrunk}) crossed the knee, landing at {c.latency_ms:.1f} ms "
-            f"({knee_ms - c.latency_ms:.1f} ms of speed the rule does not pay for) with score {c.score:.1f}; the exhaustive "
-            f"search's best, {best.config}, scores {best.score:.1f} at {best.latency_ms:.1f} ms. A greedy step goes wherever "
-            "one level of one dimension takes it.")
+    v = valid(space)
+    up = v[(v.width_multiplier == c.width_multiplier) & (v.option == c.option) & (v.resolution > c.resolution)]
+    if up.empty:
+        higher = " The search has no higher resolution at that width and factorization to compare with."
+    else:
+        u = up.sort_values("resolution").iloc[0]
+        higher = (f" One resolution level higher, {u.config}, would have scored "
+                  f"{fmt_interval(u.score, u.score_low, u.score_high, 1)} at "
+                  f"{fmt_interval(u.latency_ms, u.latency_low, u.latency_high, 1)} ms ({knee_side(u.latency_low, u.latency_high)}).")
+    return (f"Step {int(c.step)} (shrinking the {c.shrunk}) crossed the knee at its estimate, landing at "
+            f"{fmt_interval(c.latency_ms, c.latency_low, c.latency_high, 1)} ms ({knee_side(c.latency_low, c.latency_high)}; "
+            f"{knee_ms - c.latency_ms:.1f} ms under the knee at the estimate, speed the rule does not pay for) with score "
+            f"{fmt_interval(c.score, c.score_low, c.score_high, 1)}; the exhaustive search's best, {best.config}, scores "
+            f"{best.score:.1f} at {best.latency_ms:.1f} ms." + higher + " A greedy step goes wherever one level of one "
+            "dimension takes it.")
 
 
 def summary_markdown(scores, best, best_wr, greedy_final, claim, accuracy_model: dict, threshold: float) -> str:
@@ -667,8 +697,9 @@ def summary_markdown(scores, best, best_wr, greedy_final, claim, accuracy_model:
     return (f"- Best published configuration under the rule: **{top.model}**, "
             f"{fmt_interval(top.score, top.score_low, top.score_high, 1)}; the entry's submission scores {threshold:.1f}.\n"
             f"- A search over width x resolution alone picks **{best_wr.config}** ({best_wr.top1_source} top-1, "
-            f"{best_wr.latency_source} latency): **{claim.estimate:+.1f} points** [{claim.interval[0]:+.1f}, "
-            f"{claim.interval[1]:+.1f}] against the entry, **{claim.verdict}**.\n"
+            f"{best_wr.latency_source} latency): **{bound(claim.estimate, sign=True)} points** "
+            f"[{bound(claim.interval[0], sign=True)}, {bound(claim.interval[1], sign=True)}] against the entry, "
+            f"**{claim.verdict}**.\n"
             f"- With factorization as a third dimension the exhaustive search picks {best.config} "
             f"({fmt_interval(best.score, best.score_low, best.score_high, 1)}); the greedy search stops at "
             f"{greedy_final.config} ({fmt_interval(greedy_final.score, greedy_final.score_low, greedy_final.score_high, 1)}).\n"

@@ -20,7 +20,7 @@ import pandas as pd
 
 from lpirc import data, evaluate, flatbuffer, models, projection, quantize, reference
 from lpirc import factorize as F
-from lpirc.report import mean_ci
+from lpirc.report import fmt_interval, mean_ci, plural
 from lpirc.results import read_json
 from lpirc.runtime import set_seed
 
@@ -69,9 +69,9 @@ def build(start_path, data_dir, out_dir, *, factorize_layers: int, rank_fraction
     int8_row("5. stacked: QAT -> int8", qat_model, "stacked_int8.tflite", form="int8 (QAT)")
     rows[-1]["MMACs"] = rows[-2]["MMACs"]
     n_ft = min(finetune_size, len(x_train))
-    training = [{"phase": f"per-layer fine-tuning ({len(order)} layers x {epochs_per_layer} epoch(s) x {n_ft} images)",
-                 "images": len(order) * epochs_per_layer * n_ft},
-                {"phase": f"QAT ({qat_epochs} epoch(s))", "images": qat_epochs * len(x_train)}]
+    training = [{"phase": f"per-layer fine-tuning ({plural(len(order), 'layer')} x {plural(epochs_per_layer, 'epoch')} x "
+                          f"{n_ft} images)", "images": len(order) * epochs_per_layer * n_ft},
+                {"phase": f"QAT ({plural(qat_epochs, 'epoch')})", "images": qat_epochs * len(x_train)}]
     return pd.DataFrame(rows), {"factorized_layers": order, "layer_log": log, "training": training}
 
 
@@ -138,18 +138,18 @@ def training_budget(source: str, upstream: dict, n_train: int, n_pool: int, own:
     if source == "distilled":
         d = upstream["distillation"]
         from_baseline = d.get("init", "trained") == "trained"
-        extra = [{"phase": f"distillation ({d['epochs']} epoch(s))", "images": d["epochs"] * n_train}]
+        extra = [{"phase": f"distillation ({plural(d['epochs'], 'epoch')})", "images": d["epochs"] * n_train}]
     elif source == "pretrained":
         o = upstream["open_images"]
         from_baseline = o.get("init", "trained") == "trained"
         pool = min(n_pool, int(round(max(o["pool_multipliers"]) * n_train)))
-        extra = [{"phase": f"pretraining on the pool ({o['pretrain_epochs']} epoch(s) x {pool} images)",
+        extra = [{"phase": f"pretraining on the pool ({plural(o['pretrain_epochs'], 'epoch')} x {pool} images)",
                   "images": o["pretrain_epochs"] * pool},
-                 {"phase": f"fine-tuning after pretraining ({o['finetune_epochs']} epoch(s))",
+                 {"phase": f"fine-tuning after pretraining ({plural(o['finetune_epochs'], 'epoch')})",
                   "images": o["finetune_epochs"] * n_train}]
     elif source != "baseline":
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCE_STEPS)}")
-    start = [{"phase": f"baseline student ({base['epochs']} epoch(s))", "images": base["epochs"] * n_train}]
+    start = [{"phase": f"baseline student ({plural(base['epochs'], 'epoch')})", "images": base["epochs"] * n_train}]
     return pd.DataFrame((start if from_baseline else []) + extra + list(own), columns=["phase", "images"])
 
 
@@ -220,7 +220,7 @@ def control_note(c: dict) -> str:
     return (f"The width control is MobileNet v1 **{c['width']:g}** at {c['resolution']} px: {c['MMACs']:.3f} MMACs against the "
             f"stacked model's {c['target_MMACs']:.3f}, the nearest of the widths {c['widths_searched'][0]:g} to "
             f"{c['widths_searched'][1]:g} in steps of {c['width_step']:g}. It trained from scratch on labels with the baseline's "
-            f"recipe (Adam, cosine decay from {c['learning_rate']:g}, batch {c['batch_size']}) for {c['epochs']} epochs, "
+            f"recipe (Adam, cosine decay from {c['learning_rate']:g}, batch {c['batch_size']}) for {plural(c['epochs'], 'epoch')}, "
             f"{c['images']:,} training images, against the {c['stacked_images']:,} of the stacked model's whole history "
             f"({budget}). Stacked int8 minus control int8, paired by image (95%): validation {change(v)}, holdout "
             f"{change(h)}. Both are single training runs. The claim is judged in the summary: its one-sided tests at 5% "
@@ -252,7 +252,8 @@ def start_note(results, source: str, start_path) -> str:
     if mine.empty:
         return f"The stacked model starts from {start_path}; no run of {name} has its weights, so its seed is unknown."
     me, vals = mine.iloc[0], arm.val_top1.to_numpy(float)
-    which = ", the lowest, fixed in advance, not the best" if me.seed == arm.seed.min() else ""
+    which = (", the lowest seed number, fixed in advance rather than chosen for its accuracy" if me.seed == arm.seed.min()
+             else "")
     text = (f"The stacked model starts from one run, not from the arm: **seed {int(me.seed)}** of {name}{which}. Its float "
             f"validation top-1 is {100 * me.val_top1:.2f}%")
     if len(vals) < 2:
@@ -261,6 +262,54 @@ def start_note(results, source: str, start_path) -> str:
     mean, half = mean_ci(vals)
     rank = int((vals > me.val_top1).sum()) + 1
     return text + (f" against the arm's mean **{100 * mean:.2f}% ± {100 * half:.2f}** (95% t half-width; SD "
-                   f"{100 * np.std(vals, ddof=1):.2f} points over {len(vals)} seeds): {100 * (me.val_top1 - mean):+.2f} points "
-                   f"from the mean, {rank} of {len(vals)} from the top. That spread is the scale by which another seed could "
+                   f"{100 * np.std(vals, ddof=1):.2f} points over {plural(len(vals), 'seed')}): "
+                   f"{100 * (me.val_top1 - mean):+.2f} points from the mean, {rank} of {len(vals)} from the top. That spread is the scale by which another seed could "
                    "move the stacked model, and its width control, both single runs.")
+
+
+def recipe_change(models_dir, data_dir) -> dict:
+    """The whole recipe's change on validation, image by image: the start's int8 file against the stacked int8
+    file (lpirc.evaluate.paired_change). One computation, which the stage sentence, the chapter's summary and
+    its exercise all quote."""
+    x, y = data.load_split(Path(data_dir), "val")
+    classes = read_json(Path(data_dir) / "dataset.json")["classes"]
+    return evaluate.paired_change(Path(models_dir) / "start_int8_ptq.tflite", Path(models_dir) / "stacked_int8.tflite",
+                                  x, y, len(classes))
+
+
+def stage_note(stages, change: dict) -> str:
+    """The validation top-1 change of each stage of :func:`build`'s table, in words. Truncation and per-layer
+    fine-tuning are read together: fine-tuning exists to undo truncation, so the factorization's cost is the
+    net change from the float start to the fine-tuned float model, not the truncation's. ``change``: what
+    :func:`recipe_change` returned (the start's int8 file to the stacked int8 file)."""
+    v = 100 * stages.val_top1.to_numpy(float)
+    cut, ft, net = v[2] - v[0], v[3] - v[2], v[3] - v[0]
+    undone = f", undoing {100 * ft / -cut:.0f}% of it" if cut < 0 < ft else ""
+    steps = {"factorizing (after fine-tuning)": net, "QAT": v[5] - v[3], "the int8 conversion": v[6] - v[5]}
+    most = max(steps, key=lambda k: abs(steps[k]))
+    lo, hi = change["ci95"]
+    return (f"Validation top-1 change per stage: truncation {cut:+.2f} points, then per-layer fine-tuning {ft:+.2f}{undone}, "
+            f"so factorizing changes it by **{net:+.2f} points** net (float start to fine-tuned float); QAT (fake-quantized "
+            f"graph vs float) {steps['QAT']:+.2f}; the int8 conversion of the QAT model {steps['the int8 conversion']:+.2f}. "
+            f"Of these net steps, {most} moves validation top-1 the most. Start (int8 PTQ) to stacked int8: "
+            f"**{change['change_points']:+.2f} points** [{lo:+.2f}, {hi:+.2f}] (95%, paired by image on {change['n']} "
+            "validation images; the second exercise reads it).")
+
+
+def latency_note(stages, arch, data_dir) -> str:
+    """A limitation of the stacked claim's latency, from the chapter's timing tables: the claim is judged on the
+    embedded task's small files (``stages``, timed in this chapter), where a file's time is mostly each
+    operator's fixed overhead, while a phone runs the challenge's architecture (``arch``: unfactorized, then
+    the stacked factorization, with their latency ratio)."""
+    size = read_json(Path(data_dir) / "dataset.json").get("image_size")
+    int8 = stages[stages.file.notna()]
+    start, last = int8.iloc[0], int8.iloc[-1]
+    return (f"**A limitation of the stacked claim's latency.** The claim is judged on the embedded task's "
+            f"{f'{size}x{size} ' if size else ''}files: there the stacked int8 file has {last.MMACs / start.MMACs:.2f}x "
+            f"the start's MACs ({last.MMACs:.2f} against {start.MMACs:.2f} MMACs) and runs at "
+            f"{fmt_interval(last.latency_ratio, last.ratio_ci_low, last.ratio_ci_high)}x its latency. Files this small "
+            "spend their time mostly in each operator's fixed overhead, not in arithmetic, and factorizing adds operators, "
+            "so fewer MACs need not mean less time there. On the challenge's architecture the same factorization runs at "
+            f"{fmt_interval(arch.latency_ratio.iloc[1], arch.ratio_ci_low.iloc[1], arch.ratio_ci_high.iloc[1], 3)}x the "
+            f"unfactorized latency with {arch.MMACs.iloc[1] / arch.MMACs.iloc[0]:.2f}x the MACs. That ratio, not the small "
+            "files', is the one that matters on a phone; the claim's latency verdict speaks for the small files only.")
