@@ -408,8 +408,10 @@ def stacked(folder: Path, results: Path) -> list[str]:
                    + f" points. Fine-tuning wins back much of what truncation takes, so the number to improve is the net "
                    f"change from factorizing, {100 * (v[3] - v[0]):+.2f} points (float, after fine-tuning), not the "
                    "truncation alone.")
+        pair = m.get("start_to_stacked") or {}
+        change = pair.get("change_points", 100 * (v[6] - v[1]))
         pts.append(f"From its {m['source']} start (int8 PTQ) to the stacked int8 file, validation top-1 changes by "
-                   f"{100 * (v[6] - v[1]):+.2f} points; whether that change is real is judged image by image in the "
+                   f"{change:+.2f} points; whether that change is real is judged image by image in the "
                    "second exercise below, not by comparing the two accuracies.")
     p2 = m["arch"]["pixel2"]
     lo, hi = p2["ci95"]
