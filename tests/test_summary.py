@@ -86,3 +86,14 @@ def test_the_benchmark_collects_the_chapters_timings_so_each_stated_ratio_is_the
     assert check.inside.all() and (check.chapter_ratio - check.benchmark_ratio).abs().max() < 0.01
     ratio, _, _ = bench.pair_ratio(table, "stacked/models/stacked.tflite", "quantization/models/s.tflite")
     assert ratio == pytest.approx(0.8 / 1.2, rel=0.01)
+
+
+def test_a_row_a_chapter_copied_from_another_chapters_table_is_one_timing(tmp_path):
+    sessions = "[1.0, 1.0]", "[0.9, 0.8]"
+    write(tmp_path / "factorization" / "tables" / "challenge_architecture.csv", pd.DataFrame({
+        "file": ["models/arch/u.tflite", "models/arch/q.tflite"], "session_ratios": sessions}))
+    write(tmp_path / "stacked" / "tables" / "challenge_architecture.csv", pd.DataFrame({
+        "file": ["../factorization/models/arch/u.tflite", "../factorization/models/arch/q.tflite"], "session_ratios": sessions}))
+    table = bench.chapter_timings(tmp_path)
+    assert list(table.file) == ["factorization/models/arch/u.tflite", "factorization/models/arch/q.tflite"]
+    assert set(table.group) == {"factorization: challenge_architecture"}

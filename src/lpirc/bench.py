@@ -188,7 +188,8 @@ def results_relative(results: Path, step: str, file: str) -> str:
 def chapter_timings(results: Path, tables=CHAPTER_TIMINGS) -> "pd.DataFrame":
     """The timing tables the chapters saved (:data:`CHAPTER_TIMINGS`), one row per timed file, files named
     relative to ``results`` and ``group`` naming the table ("step: table"); tables a run did not write, or
-    wrote without session ratios, are left out."""
+    wrote without session ratios, are left out, and so are rows a chapter copied from an earlier chapter's
+    table (the same file with the same sessions: one timing, one row)."""
     frames = []
     for step, name in tables:
         csv = Path(results) / step / "tables" / f"{name}.csv"
@@ -198,7 +199,10 @@ def chapter_timings(results: Path, tables=CHAPTER_TIMINGS) -> "pd.DataFrame":
         t = t.dropna(subset=["file", "session_ratios"])
         frames.append(t.assign(file=[results_relative(results, step, f) for f in t.file], group=f"{step}: {name}")
                       .reindex(columns=TIMING_COLUMNS))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TIMING_COLUMNS)
+    if not frames:
+        return pd.DataFrame(columns=TIMING_COLUMNS)
+    table = pd.concat(frames, ignore_index=True)
+    return table[~table.assign(s=table.session_ratios.astype(str)).duplicated(["file", "s"])].reset_index(drop=True)
 
 
 def book_timing_table(results: Path, files, runs: int, warmup: int = 5, count: int = SESSIONS) -> "pd.DataFrame":

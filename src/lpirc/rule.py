@@ -77,7 +77,7 @@ def bound(x: float, digits: int = 1, sign: bool = False) -> str:
     d, plus = digits, "+" if sign else ""
     while x == x and x != 0 and round(abs(x), d) == 0 and d < digits + 3:
         d += 1
-    return f"{x:{plus}.1g}" if x == x and x != 0 and round(abs(x), d) == 0 else f"{x:{plus}.{d}f}"
+    return f"{0:.{digits}f}" if x == x and x != 0 and round(abs(x), d) == 0 else f"{x:{plus}.{d}f}"
 
 
 def knee_side(low: float, high: float, knee_ms: float = KNEE_MS) -> str:

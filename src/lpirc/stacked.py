@@ -80,12 +80,16 @@ def on_architecture(arch_spec: dict, factorize_layers: int, rank_fraction: float
     """The stacked model's factorization applied to the challenge architecture (random weights), int8, against
     the unfactorized int8 architecture; its Pixel 2 latency by ratio transfer from Google's published figure.
     ``timed``: the factorization chapter's timing table of the same architecture (files as absolute paths), or
-    None. When it holds this configuration (the same layers at the same rank), its rows are reused as they are,
+    None. When it holds this configuration (the same layers at the same rank of an architecture with the same
+    MACs), its rows are reused as they are,
     so one architecture has one ratio in the book; otherwise both files are built and timed interleaved here.
     Returns (the timing table, the projection)."""
-    layers = F.pointwise_layers(models.mobilenet_v1(**arch_spec))
+    model = models.mobilenet_v1(**arch_spec)
+    layers = F.pointwise_layers(model)
     same = f"last{factorize_layers}_r{rank_fraction:g}"
-    if timed is not None and {"unfactorized", same} <= set(timed.config):
+    # the same configuration of the same architecture: the names match and so do the unfactorized MACs
+    if (timed is not None and {"unfactorized", same} <= set(timed.config) and
+            np.isclose(timed.set_index("config").MMACs["unfactorized"], models.count_macs(model) / 1e6)):
         table = timed.set_index("config").loc[["unfactorized", same]].reset_index()
         table["config"] = ["unfactorized", "stacked"]
     else:

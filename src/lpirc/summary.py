@@ -43,7 +43,7 @@ def study_rows(results: Path, parameters: dict):
     M = {s: read_json(results / s / "metrics.json") for s in
          ("quantization", "factorization", "distillation", "open_images", "stacked")}
     n_val = read_json(results / "data" / "dataset.json")["splits"]["val"]["n"]
-    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").drop_duplicates("file").set_index("file").latency_ms
+    latency = pd.read_csv(results / "benchmark" / "tables" / "latency.csv").drop_duplicates("file").set_index("file")
     q, f, d, o, st = (M[s] for s in ("quantization", "factorization", "distillation", "open_images", "stacked"))
     ca = q["challenge_architecture"]
     pub = {p: reference.pixel2_ms(ca["width_multiplier"], ca["resolution"], p) for p in ("int8", "float32")}
@@ -63,7 +63,9 @@ def study_rows(results: Path, parameters: dict):
         return projection.ratio_transfer(pub["int8"], ratio, (lo, hi), transfer_sd)
 
     def host_us(step, rel):
-        return 1000 * latency.get(f"{step}/{rel}", np.nan) if rel else np.nan
+        """The file's latency (µs) and the group it was timed in (the first that timed it), or (nan, "")."""
+        key = f"{step}/{rel}" if rel else None
+        return (1000 * latency.latency_ms[key], latency.group[key]) if key in latency.index else (np.nan, "")
 
     sweep = pd.DataFrame(f["student"]["sweep"])
     deep = sweep[sweep.K == sweep.K.max()].sort_values("rank_fraction").iloc[0]
@@ -99,14 +101,15 @@ def study_rows(results: Path, parameters: dict):
          host_us("stacked", stacked.file), transferred(*stacked_arch_pair(st, arch))),
     ]
     out = []
-    for name, val, hold, budget, control, control_val, us, p2, *acc_ci in rows:
+    for name, val, hold, budget, control, control_val, host, p2, *acc_ci in rows:
+        us, timed_in = host if isinstance(host, tuple) else (np.nan, "")
         # one model: Wilson interval over the validation images; a mean over seeds: its t-interval over seeds
         acc = acc_ci[0] if acc_ci else _wilson(val, n_val)
         lo, hi = claims.score_interval(acc, p2["ci95"])
         out.append({"model": name, "val_top1": val, "val_top1_ci_low": acc[0], "val_top1_ci_high": acc[1],
                     "holdout_top1": hold, "labelled-data epochs": budget,
                     "control at same budget": control, "delta_vs_control": val - control_val,
-                    "student_host_us": us, "pixel2_ms": p2["pixel2_ms"], "pixel2_ci_low": p2["ci95"][0],
+                    "student_host_us": us, "student_timed_in": timed_in, "pixel2_ms": p2["pixel2_ms"], "pixel2_ci_low": p2["ci95"][0],
                     "pixel2_ci_high": p2["ci95"][1], "pixel2_method": p2["method"],
                     "score": reference.challenge_score(100 * val, p2["pixel2_ms"]), "score_ci_low": lo, "score_ci_high": hi})
     return pd.DataFrame(out)

@@ -291,9 +291,9 @@ def distillation(folder: Path, results: Path) -> list[str]:
     apart = [f"{name} ({d:+.2f} [{lo:+.2f}, {hi:+.2f}])" for name, (d, lo, hi) in pairs.items() if lo > 0 or hi < 0]
     if apart:
         pts.append(f"The entry's words were \"no significant differences\"; this run, with {len(pairs)} comparisons of "
-                   f"α > 0 values, finds {len(apart)} whose 90% interval excludes zero: {'; '.join(apart)}. So the "
-                   "differences are real at this run's precision; the claim as tested asks only whether they are "
-                   "smaller than the margin that matters.")
+                   f"α > 0 values, finds {len(apart)} whose 90% interval excludes zero: {'; '.join(apart)} (each at "
+                   "the 90% level, not corrected for the number of comparisons). At this run's precision the ratios do "
+                   "differ a little; the claim as tested asks whether they differ by less than the margin that matters.")
     runs = _csv(folder / "tables" / "runs.csv")
     if runs is not None and "val_curve" in runs:
         runs = runs[runs.get("budget", pd.Series("equal epochs", index=runs.index)) == "equal epochs"]
@@ -405,9 +405,10 @@ def stacked(folder: Path, results: Path) -> list[str]:
         steps = {"truncation": v[2] - v[0], "per-layer fine-tuning": v[3] - v[2], "QAT": v[5] - v[3],
                  "the int8 conversion": v[6] - v[5]}
         pts.append("Stage by stage on validation (one run): " + ", ".join(f"{k} {100 * d:+.2f}" for k, d in steps.items())
-                   + f" points. Fine-tuning wins back much of what truncation takes, so the number to improve is the net "
-                   f"change from factorizing, {100 * (v[3] - v[0]):+.2f} points (float, after fine-tuning), not the "
-                   "truncation alone.")
+                   + " points. "
+                   + ("Fine-tuning wins back much of what truncation takes, so the number to improve is the net change "
+                      if steps["truncation"] < 0 < steps["per-layer fine-tuning"] else "The number to judge is the net change ")
+                   + f"from factorizing, {100 * (v[3] - v[0]):+.2f} points (float, after fine-tuning), not one stage alone.")
         pair = m.get("start_to_stacked") or {}
         change = pair.get("change_points", 100 * (v[6] - v[1]))
         pts.append(f"From its {m['source']} start (int8 PTQ) to the stacked int8 file, validation top-1 changes by "
@@ -433,13 +434,13 @@ def rule(folder: Path, results: Path) -> list[str]:
     knee = m["knee_ms"]
     pts.append(f"The exhaustive search picks {best['config']} at {best['latency_ms']:.1f} ms, score "
                f"{_score(best['score'], best['score_low'], best['score_high'])}, against the entry's {m['entry_score']:.1f}: "
-               + (f"just under the knee by its point estimate, though its projected interval [{best['latency_low']:.1f}, "
-                  f"{best['latency_high']:.1f}] ms straddles 30 ms."
-                  if 0.8 * knee <= best["latency_ms"] <= knee and best.get("latency_low", knee) < knee < best.get("latency_high", 0) else
-                  "just under the knee, the most accurate configuration that still runs within 30 ms."
-                  if 0.8 * knee <= best["latency_ms"] <= knee else
-                  "well under the knee: no configuration nearer 30 ms was more accurate." if best["latency_ms"] < knee else
-                  "above the knee: no configuration under it scored more."))
+               + (f"its projected latency [{best['latency_low']:.1f}, {best['latency_high']:.1f}] ms is "
+                  + ("wholly under the knee" if best["latency_high"] <= knee else "wholly above the knee"
+                     if best["latency_low"] > knee else "on both sides of the knee") + ". "
+                  if _finite(best.get("latency_low"), best.get("latency_high")) else "")
+               + ("The rule pays for accuracy up to 30 ms and nothing for speed below it, so the best choice is the most "
+                  "accurate configuration near the knee." if best["latency_ms"] <= knee else
+                  "No configuration under the knee scored more."))
     pts.append(f"The greedy search stops at {g['config']} ({g['score']:.1f}) against the exhaustive search's "
                f"{best['score']:.1f}: " + ("the same answer, so a NetAdapt-style search would have found it."
                                            if g["config"] == best["config"] else
