@@ -46,11 +46,20 @@ def test_a_frozen_teacher_is_evaluated_as_it_is(tiny, tmp_path):
     np.testing.assert_array_equal(evaluate.classifier_logits(teacher, x[:8]), cached)
 
 
+@pytest.fixture(scope="module")
+def last_k_sweep(tiny, tmp_path_factory):
+    """One sweep of the student's last two pointwise layers at two rank fractions, read by the sweep's test
+    and by the accuracy claim's (whose control matches the deepest configuration's budget: 64 fine-tuning
+    images, 32 a step, so 2 steps a layer)."""
+    out = tmp_path_factory.mktemp("last_k")
+    return factorize.sweep_last_k(out, tiny / "data", tiny / "student.keras", k_values=[0, 2],
+                                  rank_fractions=[0.5, 0.25], finetune_size=64, seed=0, epochs_per_layer=1,
+                                  learning_rate=1e-3, batch_size=32, representative_size=8, scheduler="serial")
+
+
 @pytest.mark.slow
-def test_sweep_last_k_rows_and_files(tiny, tmp_path):
-    sweep, log = factorize.sweep_last_k(tmp_path, tiny / "data", tiny / "student.keras", k_values=[0, 2],
-                                        rank_fractions=[0.5, 0.25], finetune_size=64, seed=0, epochs_per_layer=1,
-                                        learning_rate=1e-3, batch_size=64, representative_size=8, scheduler="serial")
+def test_sweep_last_k_rows_and_files(last_k_sweep):
+    sweep, log = last_k_sweep
     assert list(sweep.config) == ["unfactorized", "last2_r0.5", "last2_r0.25"]
     assert all(Path(f).exists() for f in sweep.file) and (sweep.K == [0, 2, 2]).all()
     # conv_pw_13 is square (256 x 256): rank 128 is its break-even, rank 64 saves MACs
@@ -76,18 +85,19 @@ def test_time_configs_and_candidates(tiny, tmp_path):
 
 
 @pytest.mark.slow
-def test_control_claim_and_holdout_comparison(tiny, tmp_path):
+def test_control_claim_and_holdout_comparison(tiny, last_k_sweep, tmp_path):
     """The same-budget control beside the deepest configuration, the accuracy claim from their per-image
-    outcomes, and the latency-aware comparison on holdout (latencies made up: only the files are real)."""
-    sweep, log = factorize.sweep_last_k(tmp_path, tiny / "data", tiny / "student.keras", k_values=[0, 2],
-                                        rank_fractions=[0.25], finetune_size=64, seed=0, epochs_per_layer=1,
-                                        learning_rate=1e-3, batch_size=32, representative_size=8, scheduler="serial")
+    outcomes, and the latency-aware comparison on holdout (latencies made up: only the files are real).
+    The sweep (shared with the test above) has two rank fractions; the claim reads the deepest one's log."""
+    sweep, log = last_k_sweep
+    deep = sweep.iloc[-1]
+    assert deep.config == "last2_r0.25"
+    deep_log = log[log.rank_fraction == deep.rank_fraction]
     control = factorize.finetune_control(out_path=str(tmp_path / "control.tflite"), data_dir=str(tiny / "data"),
                                          student_path=str(tiny / "student.keras"), layers=2, finetune_size=64, seed=0,
                                          epochs_per_layer=1, learning_rate=1e-3, batch_size=32, representative_size=8)
-    assert control["epochs"] == 2 and control["steps"] == log.steps.sum() == 2 * 2     # 64 images / 32 per step
+    assert control["epochs"] == 2 and control["steps"] == deep_log.steps.sum() == 2 * 2     # 64 images / 32 per step
     assert Path(control["file"]).exists() and 0 <= control["val_top1"] <= 1 and "holdout_top1" in control
-    deep = sweep.iloc[-1]
     claim = factorize.accuracy_claim(deep, control, log, tiny / "data", untuned_top1=sweep.val_top1.iloc[0])
     x, y = data.load_split(tiny / "data", "val")
     assert claim.design["n"] == len(y) and claim.design["budget"]["control_steps"] == 4
@@ -95,7 +105,7 @@ def test_control_claim_and_holdout_comparison(tiny, tmp_path):
     with pytest.raises(ValueError, match="not matched"):
         factorize.accuracy_claim(deep, {**control, "steps": 3}, log, tiny / "data")
 
-    configs = sweep.assign(latency_ratio=[1.0, 0.8])
+    configs = sweep.iloc[[0, -1]].assign(latency_ratio=[1.0, 0.8])      # the unfactorized and the deepest rows
     choice = pd.Series({**control, "latency_ratio": 0.9})
     out = factorize.compare_at_latency(configs, choice, tiny / "data")
     assert out["uniform"] == "last2_r0.25" and out["split"] == "holdout" and out["n"] == 64
