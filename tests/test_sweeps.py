@@ -18,7 +18,9 @@ def tiny(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_train_baselines_one_task_per_model(tiny, tmp_path):
+    """Trains in a grid worker process (scheduler "serial": one worker, which imports TensorFlow)."""
     table = baseline.train_baselines(tmp_path, tiny / "data", {"arch": "mobilenet_v1", "width_multiplier": 0.25},
                                      [{"name": "resnet8", "arch": "resnet", "depth": 8, "width": 8}], epochs=1,
                                      teacher_epochs=1, batch_size=64, learning_rate=0.01, seed=0, scheduler="serial")
