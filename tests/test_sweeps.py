@@ -1,4 +1,5 @@
 """Each chapter's experiment as a package function, at tiny sizes (the notebooks only call these)."""
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +142,8 @@ def test_width_control_search_matches_the_macs():
     with pytest.raises(ValueError):
         stacked.width_for_macs(1000, lambda w: w, [])
 
-    def macs(w):
+    @functools.lru_cache(maxsize=None)
+    def macs(w):                      # each width's network is built once (the searches ask for the same widths)
         return models.count_macs(models.mobilenet_v1(w, 32, 10))
     assert stacked.width_for_macs(macs(0.2), macs, widths) == (0.2, macs(0.2))
     between = 0.3 * macs(0.2) + 0.7 * macs(0.21)                          # nearer the 0.21 student
