@@ -195,6 +195,7 @@ def test_editing_factorize_makes_exactly_its_steps_stale(smoke_run):
 
 # --------------------------------------------------------------------------------------------------
 # one writer per profile
+@pytest.mark.slow
 def test_a_second_run_of_a_profile_is_refused_naming_the_holder(toy_copy):
     """On the toy data step of conftest.py: the lock does not depend on what a step computes."""
     project_copy = toy_copy

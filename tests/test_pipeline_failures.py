@@ -33,6 +33,8 @@ def inject_failure(notebook):
     notebook.write_text(json.dumps(nb))
 
 
+# The toy step's runs go through the whole runner (a kernel each): pipeline runs, so the slow tier.
+@pytest.mark.slow
 def test_failing_step_keeps_previous_results_and_names_notebook(toy_copy):
     project_copy = toy_copy
     first = run_cli(project_copy, "run", "--profile", "smoke", "--only", "data")
@@ -56,6 +58,7 @@ def test_failing_step_keeps_previous_results_and_names_notebook(toy_copy):
     assert read_json(results / "run.json")["steps"]["data"]["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_interrupted_step_keeps_previous_results_and_resumes(toy_copy):
     project_copy = toy_copy
     first = run_cli(project_copy, "run", "--profile", "smoke", "--only", "data")
