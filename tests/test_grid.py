@@ -25,6 +25,8 @@ def square_or_fail(*, out_dir: str, x: int, fail_on: int = -1) -> dict:
     return {"x": x, "square": x * x}
 
 
+# Grids on worker processes (a pool's, a LocalCluster's): the slow tier.
+@pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["serial", "local", "dask-local"])
 def test_a_failing_task_is_named_and_the_others_finish(tmp_path, scheduler):
     points = [{"out_dir": str(tmp_path), "x": x, "fail_on": 2} for x in range(4)]
@@ -51,6 +53,7 @@ def tensorflow_settings(*, x: int) -> dict:
             "determinism": is_op_determinism_enabled()}
 
 
+@pytest.mark.slow
 def test_workers_live_on_and_import_tensorflow_only_for_a_task_that_uses_it():
     """A grid's worker serves the next grid of the same process; it has not imported TensorFlow for tasks
     that do not use it, and a task that imports it later finds it set up as every task's is. Inside
