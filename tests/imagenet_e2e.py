@@ -48,7 +48,8 @@ def tiny_imagenet_profile(root: Path, tree: Path, weights: dict, holdout: int) -
     frozen = {"name": "mobilenet_0.75_frozen", "arch": "frozen", "path": str(weights[0.75])}
     profile["baseline"].update(student={"arch": "mobilenet_v1", "width_multiplier": 0.25, "weights": str(weights[0.25])},
                                teachers=[tuned, frozen])
-    profile["distillation"].update(teachers=[frozen["name"]], seeds=[0, 1], representative_size=16)
+    profile["distillation"].update(teachers=[frozen["name"]], seeds=[0, 1], representative_size=16, cost_images=64,
+                                   time_split=False)
     profile["open_images"].update(teacher=tuned["name"], pool_multipliers=[0.25], representative_size=16)
     profile["factorization"].update(finetune_size=32)
     profile["stacked"].update(finetune_size=32)

@@ -2,7 +2,7 @@
 
 The science modules act on them, the runner's parameter schema (``lpirc.runner.schema``) checks a
 profile against them, and the command line offers them; all three import them from here. Plain
-tuples, no imports: a module any step may import for the price of nothing.
+tuples and one check, no imports: a module any step may import for the price of nothing.
 """
 from __future__ import annotations
 
@@ -21,3 +21,22 @@ DATA_SOURCES = ("embedded", "folders")
 # for teachers only.
 ARCHS = ("mobilenet_v1", "resnet", "frozen")
 TRAINABLE_ARCHS = ("mobilenet_v1", "resnet")
+
+# Where grid tasks run (lpirc.grid.run_grid): one by one in this process's worker, a process pool on
+# this machine, a local Dask cluster; or a Dask scheduler's address (see check_scheduler).
+SCHEDULERS = ("serial", "local", "dask-local")
+DASK_ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
+
+
+def check_scheduler(scheduler: str) -> str:
+    """'serial', 'local', 'dask-local' or a Dask address; anything else is refused with what to write instead."""
+    if scheduler in SCHEDULERS or scheduler.startswith(DASK_ADDRESS_PREFIXES):
+        return scheduler
+    raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local', 'dask-local' or a Dask address like "
+                     f"tcp://HOST:8786")
+
+
+# Where the stacked model starts: step, file (under results/<profile>/) of each choice.
+STACKED_SOURCES = {"distilled": ("distillation", "models", "best_student.keras"),
+                   "pretrained": ("open_images", "models", "pretrained_student.keras"),
+                   "baseline": ("baseline", "models", "student.keras")}

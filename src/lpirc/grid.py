@@ -44,6 +44,7 @@ import cloudpickle
 from distributed import Client, LocalCluster, as_completed, performance_report
 from tqdm.auto import tqdm
 
+from lpirc.choices import check_scheduler
 from lpirc.tfutil import tensorflow as _tf
 from lpirc.tfutil import when_imported
 
@@ -58,7 +59,6 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": str(TASK_THREADS
               "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "PYTHONHASHSEED": "0"}
 
 
-SCHEDULERS = ("serial", "local", "dask-local")
 
 
 class GridTaskFailed(RuntimeError):
@@ -80,14 +80,6 @@ def describe(point: dict) -> str:
 
 def scheduler_from_env(scheduler: str | None = None) -> str:
     return check_scheduler(scheduler or os.environ.get("LPIRC_SCHEDULER") or "local")
-
-
-def check_scheduler(scheduler: str) -> str:
-    """'serial', 'local', 'dask-local' or a Dask address; anything else is refused with what to write instead."""
-    if scheduler in SCHEDULERS or scheduler.startswith(("tcp://", "tls://", "ucx://", "inproc://")):
-        return scheduler
-    raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local', 'dask-local' or a Dask address like "
-                     f"tcp://HOST:8786")
 
 
 def configure_threads(threads: int = TASK_THREADS) -> None:

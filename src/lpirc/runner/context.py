@@ -21,12 +21,6 @@ from lpirc.results import save_figure, write_csv, write_json
 from lpirc.runtime import set_seed
 from lpirc.tfutil import quiet_tensorflow
 
-# Where the stacked model starts: step, file (under results/<profile>/) of each choice.
-STACKED_SOURCES = {"distilled": ("distillation", "models", "best_student.keras"),
-                   "pretrained": ("open_images", "models", "pretrained_student.keras"),
-                   "baseline": ("baseline", "models", "student.keras")}
-
-
 @dataclasses.dataclass
 class StepContext:
     step: str

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from lpirc import runinfo
-from lpirc.grid import check_scheduler
+from lpirc.choices import check_scheduler
 from lpirc.paths import project_root, results_dir
 from lpirc.results import read_json, write_json
 from lpirc.runner.cache import key_inputs, key_of, step_status

@@ -28,9 +28,7 @@ from pydantic.fields import FieldInfo
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 
-from lpirc.choices import DATA_SOURCES, INITS, PREPROCESS
-from lpirc.grid import SCHEDULERS, check_scheduler
-from lpirc.runner.context import STACKED_SOURCES
+from lpirc.choices import DATA_SOURCES, INITS, PREPROCESS, SCHEDULERS, STACKED_SOURCES, check_scheduler
 
 
 class Say(str):
@@ -204,6 +202,8 @@ class Distillation(StepParams):
     learning_rate: Rate
     representative_size: Positive
     claim_alpha: Fraction
+    cost_images: Positive
+    time_split: bool
     init: Literal[INITS]
 
 
