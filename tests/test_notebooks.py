@@ -85,7 +85,8 @@ def test_a_chapter_runs_by_hand(smoke_run):
     # what a person trying the chapter quickly types into its first cell: the smoke profile, a small grid
     edits = {'profile = "default"': 'profile = "smoke"', "seeds = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]": "seeds = [0, 1]",
              'teachers = ["resnet8", "mobilenet_0.5"]': 'teachers = ["resnet8"]', "epochs = 3": "epochs = 1",
-             "alphas = [0.0, 0.5, 1.0]": "alphas = [0.0, 0.5]", "representative_size = 256": "representative_size = 32"}
+             "alphas = [0.0, 0.5, 1.0]": "alphas = [0.0, 0.5]", "representative_size = 256": "representative_size = 32",
+             "cost_images = 512": "cost_images = 128"}
     for old, new in edits.items():
         assert old in params.source, old
         params.source = params.source.replace(old, new)
