@@ -1,5 +1,7 @@
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -144,40 +146,57 @@ def toy_copy(tmp_path):
     return toy_project(tmp_path / "project")
 
 
-class SmokeRun:
-    """The whole pipeline on the smoke profile in a throwaway project copy, then, when a selected test
-    reads it, the book built from it (``lpirc book``: -W -n --keep-going). Started in the background as
-    soon as the session has collected its tests (:func:`pytest_collection_finish`); the tests that read
-    it run after the others (:func:`pytest_collection_modifyitems`), which run meanwhile."""
+# What reads the finished smoke run and takes a minute or more starts in the background as soon as the
+# run has finished, beside the other tests (it used to run one after the other at the session's end),
+# when a selected test asks for its fixture: the command, with {project} and {dask_copy} filled in.
+FOLLOWERS = {
+    "smoke_book": ["-m", "lpirc", "book", "--profile", "smoke"],
+    "smoke_by_hand": [str(ROOT / "tests" / "smoke_followers.py"), "by_hand", "{project}"],
+    "smoke_on_dask": [str(ROOT / "tests" / "smoke_followers.py"), "dask", "{dask_copy}"],
+}
 
-    def __init__(self, folder: Path, book: bool):
+
+class SmokeRun:
+    """The whole pipeline on the smoke profile in a throwaway project copy, then, when selected tests read
+    them, its :data:`FOLLOWERS` (the book built from it with -W -n --keep-going, the distillation chapter by
+    hand, the distillation step on a Dask cluster), side by side. Started in the background as soon as the
+    session has collected its tests (:func:`pytest_collection_finish`); the tests that read it run after
+    the others (:func:`pytest_collection_modifyitems`), which run meanwhile."""
+
+    def __init__(self, folder: Path, followers):
         import threading
 
         self.project = copy_project(folder / "project")
+        self.dask_copy = folder / "dask_copy" / "project"
         self.results = self.project / "results" / "smoke"
-        self.want_book, self.procs = book, []
-        self.run = self.book = self.error = None
+        self.wanted, self.procs, self.followers, self.finished = set(followers), [], {}, {}
+        self.run = self.error = None
         self._thread = threading.Thread(target=self._work, daemon=True)
         self._thread.start()
 
-    def _call(self, *args: str):
-        import subprocess
-        import sys
-
+    def _start(self, args: list) -> subprocess.Popen:
         env = {**os.environ, "LPIRC_ROOT": str(self.project)}
         env.pop("LPIRC_RESULTS_DIR", None)
-        cmd = [sys.executable, "-m", "lpirc", *args]
-        proc = subprocess.Popen(cmd, cwd=self.project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, start_new_session=True)
+        proc = subprocess.Popen([sys.executable, *args], cwd=self.project, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
         self.procs.append(proc)
+        return proc
+
+    @staticmethod
+    def _finish(proc) -> subprocess.CompletedProcess:
         out, err = proc.communicate(timeout=1800)
-        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
     def _work(self):
         try:
-            self.run = self._call("run", "--profile", "smoke")
-            if self.want_book and self.run.returncode == 0:
-                self.book = self._call("book", "--profile", "smoke")
+            self.run = self._finish(self._start(["-m", "lpirc", "run", "--profile", "smoke"]))
+            if self.run.returncode != 0:
+                return
+            if "smoke_on_dask" in self.wanted:      # copied before anything else reads or rewrites the results
+                shutil.copytree(self.project, self.dask_copy, ignore=shutil.ignore_patterns("_build", "by_hand"))
+            for name in sorted(self.wanted):
+                args = [a.format(project=self.project, dask_copy=self.dask_copy) for a in FOLLOWERS[name]]
+                self.followers[name] = self._start(args)
         except Exception as exc:          # noqa: BLE001 — reported by the fixture that waits
             self.error = exc
 
@@ -185,6 +204,14 @@ class SmokeRun:
         self._thread.join()
         assert self.error is None, repr(self.error)
         return self
+
+    def follower(self, name: str) -> subprocess.CompletedProcess:
+        """A follower's finished process (waits for it)."""
+        self.wait()
+        if name not in self.finished:
+            assert name in self.followers, f"{name} was not started: the smoke run failed, or no test asked for it"
+            self.finished[name] = self._finish(self.followers[name])
+        return self.finished[name]
 
     def stop(self) -> None:
         import signal
@@ -200,21 +227,52 @@ def smoke_run(request, tmp_path_factory):
     (project, results, the run's CompletedProcess)."""
     job = getattr(request.config, "smoke", None)
     if job is None:                        # not started at collection: start it now
-        job = request.config.smoke = SmokeRun(tmp_path_factory.mktemp("smoke"), book=True)
+        job = request.config.smoke = SmokeRun(tmp_path_factory.mktemp("smoke"), FOLLOWERS)
     job.wait()
     proc = job.run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return job.project, job.results, proc
 
 
+def _followed(request, name: str) -> subprocess.CompletedProcess:
+    done = request.config.smoke.follower(name)
+    assert done.returncode == 0, f"{name}: " + done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 @pytest.fixture(scope="session")
 def smoke_book(request, smoke_run):
     """The smoke results built into a book with -W -n --keep-going; (html root, project copy)."""
-    dst, _, _ = smoke_run
-    built = request.config.smoke.book
-    assert built is not None, "the book was not built"
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    _followed(request, "smoke_book")
+    dst = smoke_run[0]
     return dst / "_build" / "html", dst
+
+
+@pytest.fixture(scope="session")
+def smoke_by_hand(request, smoke_run):
+    """The distillation chapter executed by hand on the smoke run (tests/smoke_followers.py): its output folder."""
+    import json
+
+    return Path(json.loads(_followed(request, "smoke_by_hand").stdout.strip().splitlines()[-1])["out"])
+
+
+@pytest.fixture(scope="session")
+def smoke_on_dask(request, smoke_run):
+    """The smoke distillation step rerun on part of its grid on a separate Dask cluster, in a copy of the
+    smoke run's project (tests/smoke_followers.py): {"address", "results"}."""
+    import json
+
+    return json.loads(_followed(request, "smoke_on_dask").stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def smoke_alone(request, smoke_run):
+    """The smoke run, once no follower reads its results or takes its lock: for a test that runs the
+    runner on its project."""
+    for name in ("smoke_book", "smoke_by_hand"):
+        if name in request.config.smoke.followers:
+            request.config.smoke.follower(name)
+    return smoke_run
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,15 +300,13 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    import subprocess
-    import sys
     import tempfile
 
     if session.config.option.collectonly:
         return
     needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     if "smoke_run" in needs:
-        session.config.smoke = SmokeRun(Path(tempfile.mkdtemp(prefix="lpirc-smoke-")), book="smoke_book" in needs)
+        session.config.smoke = SmokeRun(Path(tempfile.mkdtemp(prefix="lpirc-smoke-")), needs & FOLLOWERS.keys())
     if not any(getattr(item, "originalname", item.name) == E2E_TEST for item in session.items):
         return
     out = Path(tempfile.mkdtemp(prefix="lpirc-imagenet-e2e-"))

@@ -1,17 +1,12 @@
 """Grid tasks run the same serially, on a process pool, on a LocalCluster and on a separate Dask scheduler + workers."""
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cloudpickle
 import pandas as pd
 import pytest
 
-from conftest import FAKE_CPU
 from lpirc import grid
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])   # workers need not import this test file
@@ -117,58 +112,16 @@ def test_distillation_sweep_identical_serially_and_on_a_local_cluster(tiny_disti
     assert (tmp_path / "local" / f"a0_none_e{epochs}_s1" / "student.keras").exists()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def dask_cluster_on_loopback():
-    """`dask scheduler` and two `dask worker` processes on 127.0.0.1, stopped after the test."""
-    port = free_port()
-    dask = str(Path(sys.executable).with_name("dask"))
-    env = {**os.environ, **grid.WORKER_ENV}
-    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--dashboard-address", ":0"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)]
-    address = f"tcp://127.0.0.1:{port}"
-    for _ in range(2):
-        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    from distributed import Client
-
-    deadline = time.time() + 120
-    with Client(address, timeout=60) as client:
-        while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
-            time.sleep(0.5)
-        assert len(client.scheduler_info()["workers"]) == 2
-    try:
-        yield address
-    finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
-
-
 @pytest.mark.slow
-def test_smoke_distillation_step_on_a_separate_dask_cluster(smoke_run, dask_cluster_on_loopback, tmp_path):
+def test_smoke_distillation_step_on_a_separate_dask_cluster(smoke_run, smoke_on_dask):
     """The smoke distillation step rerun through --scheduler tcp://... gives the rows it gave locally. Rerun
     in a copy of the smoke run's project (its results stay as the other tests read them) on part of the
-    step's grid (seed 0, alpha 0 and 0.5), whose rows must equal the smoke run's rows of the same points."""
-    project, results, _ = smoke_run
+    step's grid (seed 0, alpha 0 and 0.5), whose rows must equal the smoke run's rows of the same points
+    (tests/smoke_followers.py: a scheduler and two workers on 127.0.0.1, in the background once the smoke
+    run has finished)."""
+    _, results, _ = smoke_run
     before = pd.read_csv(results / "distillation" / "tables" / "runs.csv")
-    copy = tmp_path / "project"
-    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("_build", "by_hand"))
-    copied = copy / "results" / "smoke"
-    env = {**os.environ, "LPIRC_ROOT": str(copy), "LPIRC_TEST_CPU_MODEL": FAKE_CPU}
-    env.pop("LPIRC_RESULTS_DIR", None)
-    r = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "distillation",
-                        "--force", "distillation", "--set", "distillation.seeds=[0]",
-                        "--set", "distillation.alphas=[0.0, 0.5]", "--scheduler", dask_cluster_on_loopback],
-                       cwd=copy, env=env, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    copied = Path(smoke_on_dask["results"])
     after = pd.read_csv(copied / "distillation" / "tables" / "runs.csv")
     points = ["alpha", "teacher", "seed"]
     assert len(after) == 2 and list(after.alpha) == [0.0, 0.5] and set(after.seed) == {0}
@@ -178,4 +131,4 @@ def test_smoke_distillation_step_on_a_separate_dask_cluster(smoke_run, dask_clus
     pd.testing.assert_frame_equal(local[columns].sort_values(points, ignore_index=True),
                                   after[columns].sort_values(points, ignore_index=True))
     from lpirc.results import read_json
-    assert read_json(copied / "run.json")["steps"]["distillation"]["scheduler"] == dask_cluster_on_loopback
+    assert read_json(copied / "run.json")["steps"]["distillation"]["scheduler"] == smoke_on_dask["address"]

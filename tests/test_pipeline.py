@@ -47,8 +47,8 @@ def test_quantization_results_schema(smoke_run):
         assert 0 <= v.val_top1 <= 1 and v.latency_ms > 0 and v.latency_ci_low <= v.latency_ms <= v.latency_ci_high
 
 
-def test_unchanged_rerun_skips_everything(smoke_run):
-    dst, results, _ = smoke_run
+def test_unchanged_rerun_skips_everything(smoke_alone):
+    dst, results, _ = smoke_alone
     env = {**os.environ, "LPIRC_ROOT": str(dst)}
     proc = subprocess.run([sys.executable, "-m", "lpirc", "status", "--profile", "smoke"], cwd=dst, env=env,
                           capture_output=True, text=True, timeout=120)
@@ -67,9 +67,9 @@ def test_clean_book_build_with_warnings_as_errors(smoke_book, smoke_run):
     assert "int8 PTQ" in chapter and "Traceback" not in chapter
 
 
-def test_same_profile_twice_gives_identical_data_and_metrics(smoke_run):
+def test_same_profile_twice_gives_identical_data_and_metrics(smoke_alone):
     """Determinism: rerunning data and baseline (forced) reproduces the arrays and the accuracies."""
-    dst, results, _ = smoke_run
+    dst, results, _ = smoke_alone
     before_data = read_json(results / "data" / "dataset.json")["splits"]
     before = read_json(results / "baseline" / "metrics.json")
     env = {**os.environ, "LPIRC_ROOT": str(dst)}
