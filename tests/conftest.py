@@ -167,36 +167,43 @@ class SmokeRun:
         import threading
 
         self.project = copy_project(folder / "project")
+        self.logs = folder / "logs"                   # each process's output, in files: no pipe fills up
+        self.logs.mkdir()
         self.dask_copy = folder / "dask_copy" / "project"
         self.results = self.project / "results" / "smoke"
-        self.wanted, self.procs, self.followers, self.finished = set(followers), [], {}, {}
+        self.wanted, self.procs, self.finished = set(followers), {}, {}
         self.run = self.error = None
+        self._lock, self._stopped = threading.Lock(), False
         self._thread = threading.Thread(target=self._work, daemon=True)
         self._thread.start()
 
-    def _start(self, args: list) -> subprocess.Popen:
+    def _start(self, name: str, args: list) -> subprocess.Popen:
         env = {**os.environ, "LPIRC_ROOT": str(self.project)}
         env.pop("LPIRC_RESULTS_DIR", None)
-        proc = subprocess.Popen([sys.executable, *args], cwd=self.project, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-        self.procs.append(proc)
+        with self._lock, open(self.logs / f"{name}.out", "w") as out, open(self.logs / f"{name}.err", "w") as err:
+            if self._stopped:
+                raise RuntimeError("the test session stopped")
+            proc = subprocess.Popen([sys.executable, *args], cwd=self.project, env=env, stdout=out, stderr=err,
+                                    text=True, start_new_session=True)
+            self.procs[name] = proc
         return proc
 
-    @staticmethod
-    def _finish(proc) -> subprocess.CompletedProcess:
-        out, err = proc.communicate(timeout=1800)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    def _finish(self, name: str) -> subprocess.CompletedProcess:
+        proc = self.procs[name]
+        proc.wait(timeout=1800)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, (self.logs / f"{name}.out").read_text(),
+                                           (self.logs / f"{name}.err").read_text())
 
     def _work(self):
         try:
-            self.run = self._finish(self._start(["-m", "lpirc", "run", "--profile", "smoke"]))
+            self._start("smoke_run", ["-m", "lpirc", "run", "--profile", "smoke"])
+            self.run = self._finish("smoke_run")
             if self.run.returncode != 0:
                 return
             if "smoke_on_dask" in self.wanted:      # copied before anything else reads or rewrites the results
                 shutil.copytree(self.project, self.dask_copy, ignore=shutil.ignore_patterns("_build", "by_hand"))
             for name in sorted(self.wanted):
-                args = [a.format(project=self.project, dask_copy=self.dask_copy) for a in FOLLOWERS[name]]
-                self.followers[name] = self._start(args)
+                self._start(name, [a.format(project=self.project, dask_copy=self.dask_copy) for a in FOLLOWERS[name]])
         except Exception as exc:          # noqa: BLE001 — reported by the fixture that waits
             self.error = exc
 
@@ -209,16 +216,21 @@ class SmokeRun:
         """A follower's finished process (waits for it)."""
         self.wait()
         if name not in self.finished:
-            assert name in self.followers, f"{name} was not started: the smoke run failed, or no test asked for it"
-            self.finished[name] = self._finish(self.followers[name])
+            assert name in self.procs, f"{name} was not started: the smoke run failed, or no test asked for it"
+            self.finished[name] = self._finish(name)
         return self.finished[name]
 
     def stop(self) -> None:
+        """Kill every process this started, and what they started (each leads its own process group)."""
         import signal
 
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        with self._lock:
+            self._stopped = True
+            for proc in self.procs.values():
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
 
 @pytest.fixture(scope="session")
@@ -267,10 +279,10 @@ def smoke_on_dask(request, smoke_run):
 
 @pytest.fixture
 def smoke_alone(request, smoke_run):
-    """The smoke run, once no follower reads its results or takes its lock: for a test that runs the
-    runner on its project."""
+    """The smoke run, once no follower reads its results or sources or takes its lock: for a test that runs
+    the runner or its status on the project, or edits its sources."""
     for name in ("smoke_book", "smoke_by_hand"):
-        if name in request.config.smoke.followers:
+        if name in request.config.smoke.procs:
             request.config.smoke.follower(name)
     return smoke_run
 

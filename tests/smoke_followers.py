@@ -65,13 +65,27 @@ def dask_cluster(env: dict) -> tuple[str, list]:
     for _ in range(2):
         procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
                                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    deadline = time.time() + 120
-    with Client(address, timeout=60) as client:
-        while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
-            time.sleep(0.5)
-        if len(client.scheduler_info()["workers"]) != 2:
-            raise SystemExit("the two dask workers did not join the scheduler within 2 minutes")
+    try:
+        deadline = time.time() + 120
+        with Client(address, timeout=60) as client:
+            while len(client.scheduler_info()["workers"]) < 2 and time.time() < deadline:
+                time.sleep(0.5)
+            if len(client.scheduler_info()["workers"]) != 2:
+                raise SystemExit("the two dask workers did not join the scheduler within 2 minutes")
+    except BaseException:
+        stop(procs)
+        raise
     return address, procs
+
+
+def stop(procs: list) -> None:
+    for p in procs[::-1]:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def on_dask(copy: Path) -> dict:
@@ -87,10 +101,7 @@ def on_dask(copy: Path) -> dict:
         if r.returncode != 0:
             raise SystemExit(r.stdout[-2000:] + r.stderr[-2000:])
     finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+        stop(procs)
     return {"address": address, "results": str(copy / "results" / "smoke")}
 
 

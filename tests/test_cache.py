@@ -160,8 +160,8 @@ def test_folder_digest_notices_a_changed_dataset(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # on a complete smoke run
 @pytest.mark.slow
-def test_editing_unused_code_keeps_every_step_fresh(smoke_run):
-    project, _, _ = smoke_run
+def test_editing_unused_code_keeps_every_step_fresh(smoke_alone):
+    project, _, _ = smoke_alone
     assert stale_steps(project) == {}
     touched = [project / "src" / "lpirc" / "runner" / "cli.py", project / "src" / "lpirc" / "fetch.py"]
     saved = {p: p.read_text() for p in touched}
@@ -175,8 +175,8 @@ def test_editing_unused_code_keeps_every_step_fresh(smoke_run):
 
 
 @pytest.mark.slow
-def test_editing_factorize_makes_exactly_its_steps_stale(smoke_run):
-    project, _, _ = smoke_run
+def test_editing_factorize_makes_exactly_its_steps_stale(smoke_alone):
+    project, _, _ = smoke_alone
     module = project / "src" / "lpirc" / "factorize.py"
     saved = module.read_text()
     try:

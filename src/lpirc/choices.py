@@ -2,7 +2,7 @@
 
 The science modules act on them, the runner's parameter schema (``lpirc.runner.schema``) checks a
 profile against them, and the command line offers them; all three import them from here. Plain
-tuples and one check, no imports: a module any step may import for the price of nothing.
+tuples and dicts and one check, no imports: a module any step may import for the price of nothing.
 """
 from __future__ import annotations
 

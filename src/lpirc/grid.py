@@ -59,8 +59,6 @@ WORKER_ENV = {"OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": str(TASK_THREADS
               "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1", "PYTHONHASHSEED": "0"}
 
 
-
-
 class GridTaskFailed(RuntimeError):
     """One or more grid points raised; the message names each point and carries its traceback."""
 

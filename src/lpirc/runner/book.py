@@ -102,8 +102,7 @@ def task_split_markdown(results: Path) -> str:
     reproduce page."""
     path = results / "distillation" / "tables" / "task_time_split.csv"
     if not path.exists():
-        return ("This build's distillation step did not measure it (its parameter `time_split` was off, as the "
-                "smoke profile sets it).\n")
+        return "This build's distillation step did not measure it (its parameter `time_split` was off).\n"
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     head, body = rows[0], rows[1:]
