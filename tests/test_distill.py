@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -61,3 +63,24 @@ def test_equal_time_epochs_charges_the_teacher_online():
     assert distill.equal_time_epochs(3, 1.0, 0.4, 1.4) == 5
     assert distill.equal_time_epochs(3, 1.0, 0.5, 0.5) == 3
     assert distill.equal_time_epochs(1, 10.0, 0.0, 0.1) == 1
+
+
+def test_online_costs_load_and_trace_each_file_once(tmp_path, monkeypatch):
+    """A teacher's cost per image is its forward pass: loading the file (and tracing the first call) is
+    paid once per run, so it is done before the timed rounds, not inside each (it was: the load then
+    outweighed a small teacher's forward pass and skewed the equal wall-clock budget)."""
+    from lpirc import weights
+
+    files = {}
+    for name, width in (("student", 0.25), ("teacher", 0.5)):
+        files[name] = tmp_path / f"{name}.keras"
+        models.save_model(weights.build({"arch": "mobilenet_v1", "width_multiplier": width}, classes=10, resolution=32),
+                          files[name])
+    loaded = []
+    load = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda path, *a, **k: loaded.append(Path(path).name) or load(path, *a, **k))
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (64, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 64)
+    costs = distill.online_costs(files["student"], {"teacher": files["teacher"]}, x, y, n=64, rounds=3)
+    assert sorted(loaded) == ["student.keras", "teacher.keras"]
+    assert set(costs) == {"student training step", "teacher"} and all(v > 0 for v in costs.values())
