@@ -84,3 +84,17 @@ def test_online_costs_load_and_trace_each_file_once(tmp_path, monkeypatch):
     costs = distill.online_costs(files["student"], {"teacher": files["teacher"]}, x, y, n=64, rounds=3)
     assert sorted(loaded) == ["student.keras", "teacher.keras"]
     assert set(costs) == {"student training step", "teacher"} and all(v > 0 for v in costs.values())
+
+
+def test_every_sweep_task_writes_its_own_folder(monkeypatch, tmp_path):
+    """The equal wall-clock arm can get as many epochs as the others (the lighter teacher's budget rounds
+    to them): its tasks must still write folders of their own, not the equal-epochs tasks' folders."""
+    seen = []
+    monkeypatch.setattr(distill, "run_grid", lambda fn, points, **kw: seen.extend(points) or [])
+    distill.sweep(tmp_path, tmp_path / "data", tmp_path / "student.keras", {"light": tmp_path / "l.npy",
+                  "heavy": tmp_path / "h.npy"}, alphas=[0.0, 0.5], seeds=[0, 1], temperature=4.0, epochs=3,
+                  batch_size=8, learning_rate=0.01, representative_size=4,
+                  equal_time={"teacher": "light", "alpha": 0.5, "epochs": 3})
+    folders = [p["out_dir"] for p in seen]
+    assert len(seen) == 2 + 2 * 2 + 2 and len(set(folders)) == len(folders)
+    assert sum(p["budget"] == "equal wall-clock" for p in seen) == 2

@@ -264,12 +264,14 @@ def sweep(out_dir: Path, data_dir: Path, student_path: Path, logits_paths: dict[
     alpha = 0 ignores the teacher, so it is trained once per seed (teacher 'none'). ``equal_time`` =
     {"teacher", "alpha", "epochs"} adds that teacher's students trained for ``epochs`` (the heavier
     teacher's wall-clock, see :func:`equal_time_epochs`), marked budget 'equal wall-clock'. Every cell
-    uses the same seeds, so a seed gives the same data order in every arm (paired differences)."""
+    uses the same seeds, so a seed gives the same data order in every arm (paired differences). Every task
+    writes its own folder, the equal wall-clock arm's too when its epochs equal the others' (``_wall``)."""
     cells = [(0.0, "none", epochs, "equal epochs")] + [(float(a), t, epochs, "equal epochs")
                                                          for t in logits_paths for a in alphas if a > 0]
     if equal_time:
         cells.append((float(equal_time["alpha"]), equal_time["teacher"], int(equal_time["epochs"]), "equal wall-clock"))
-    points = [dict(out_dir=str(Path(out_dir) / f"a{a:g}_{t}_e{e}_s{s}"), data_dir=str(data_dir),
+    points = [dict(out_dir=str(Path(out_dir) / (f"a{a:g}_{t}_e{e}_s{s}" + ("_wall" if b == "equal wall-clock" else ""))),
+                   data_dir=str(data_dir),
                    student_path=str(student_path), logits_path=str(logits_paths[t]) if t != "none" else None,
                    alpha=a, teacher=t, seed=int(s), temperature=temperature, epochs=e, batch_size=batch_size,
                    learning_rate=learning_rate, representative_size=representative_size, init=init, int8=int8,
