@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -64,3 +67,13 @@ def test_ratio_transfer_adds_the_transfer_error():
     assert plain["ci95"] == pytest.approx((23.4, 24.6))
     assert wide["pixel2_ms"] == plain["pixel2_ms"] == pytest.approx(24.0)
     assert wide["ci95"][0] < plain["ci95"][0] and wide["ci95"][1] > plain["ci95"][1]
+
+
+def test_a_timing_session_imports_only_litert_and_numpy(tmp_path):
+    """bench.sessions runs each timing session in a fresh process; what that process imports to run
+    tflite.timed_rounds is paid once a session (a timing table has five): not pandas, scipy or TensorFlow."""
+    a = convert_tiny(colour_model(16, 3, False), "float32", tmp_path / "a.tflite")
+    code = ("import sys; from lpirc.tflite import timed_rounds; t = timed_rounds([sys.argv[1]], runs=3, warmup=1); "
+            "print(len(t[0]), sorted(m for m in ('pandas', 'scipy', 'tensorflow') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, str(a)], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "[]"]

@@ -30,3 +30,16 @@ def test_teachers_build_and_differ_in_size():
         models.resnet(depth=9)
     with pytest.raises(ValueError, match="unknown arch"):
         weights.build({"arch": "vgg"}, 10, 32)
+
+
+def test_validation_top1_comes_from_the_predictions_without_a_test_graph():
+    """fit_cosine's per-epoch validation top-1 is the top-1 evaluate_keras gives after training, from the
+    prediction function (traced once, reused by that evaluation); Keras' test step is never traced."""
+    from conftest import colour_images
+
+    x, y = colour_images(12, 32)
+    model = weights.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, 3, 32)
+    fit = models.train_classifier(model, x, y, x[::2], y[::2], epochs=2, batch_size=12, verbose=0)
+    assert len(fit["history"]["val_top1"]) == 2 and "val_loss" not in fit["history"]
+    assert fit["history"]["val_top1"][-1] == models.evaluate_keras(model, x[::2], y[::2])["top1"]
+    assert model.test_function is None and model.predict_function is not None

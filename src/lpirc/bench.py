@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -25,34 +24,11 @@ import pandas as pd
 from scipy import stats
 
 from lpirc.stats import session_ratio
-from lpirc.tflite import interpreter
+from lpirc.tflite import interpreter, timed_rounds
 from lpirc.tfutil import native_stderr_to_log
 from lpirc.tfutil import tensorflow as _tf
 
 SESSIONS = 5     # timing sessions (fresh processes) a timing table's rounds are split over
-
-
-def _random_input(detail, rng):
-    shape, dtype = detail["shape"], np.dtype(detail["dtype"])
-    if dtype == np.float32:
-        return rng.uniform(-1, 1, size=shape).astype(np.float32)
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
-
-
-class _Timed:
-    def __init__(self, path: Path, num_threads: int, seed: int = 0):
-        self.path = Path(path)
-        self.it = interpreter(path, num_threads)
-        rng = np.random.default_rng(seed)
-        for d in self.it.get_input_details():
-            self.it.set_tensor(d["index"], _random_input(d, rng))
-        self.times: list[float] = []
-
-    def once(self) -> float:
-        t0 = time.perf_counter_ns()
-        self.it.invoke()
-        return (time.perf_counter_ns() - t0) / 1e6
 
 
 def summarize(times_ms) -> dict:
@@ -71,24 +47,12 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
     ``time_budget_s`` stops early (after at least 10 rounds) so a grid of slow models stays within a
     step's budget.
     """
-    if runs < 1:
-        raise ValueError("runs must be >= 1")
-    models = [_Timed(p, num_threads, seed=i) for i, p in enumerate(paths)]
-    for _ in range(warmup):
-        for m in models:
-            m.once()
-    rng = np.random.default_rng(order_seed)
-    start = time.perf_counter()
-    for r in range(runs):
-        for i in rng.permutation(len(models)):
-            models[i].times.append(models[i].once())
-        if time_budget_s and r >= 9 and time.perf_counter() - start > time_budget_s:
-            break
-    base = np.asarray(models[0].times)
+    times = timed_rounds(paths, runs, warmup, num_threads, time_budget_s, order_seed)
+    base = np.asarray(times[0])
     out = []
-    for m in models:
-        rec = {"model": str(m.path), **summarize(m.times), "num_threads": num_threads}
-        t = np.asarray(m.times)
+    for path, t in zip(paths, times):
+        t = np.asarray(t)
+        rec = {"model": str(path), **summarize(t), "num_threads": num_threads}
         rec["ratio_to_first"] = float(np.median(t) / np.median(base))
         rec["ratio_ci95"] = list(ratio_interval(t, base))
         if keep_times:
@@ -97,23 +61,18 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
     return out
 
 
-def _session(paths: list, runs: int, warmup: int, order_seed: int) -> list[list[float]]:
-    """One timing session (run in a fresh process by :func:`sessions`): every model's times."""
-    return [rec["times_ms"] for rec in interleaved(paths, runs=runs, warmup=warmup, keep_times=True,
-                                                    order_seed=order_seed)]
-
-
 def sessions(paths: list, runs: int, warmup: int = 5, count: int = SESSIONS) -> list[list[list[float]]]:
     """``runs`` interleaved rounds split over ``count`` sessions, each a fresh single-threaded process
-    with its own random orders: [session][model] -> times (ms). One session runs in this process."""
+    with its own random orders: [session][model] -> times (ms). One session runs in this process.
+    A session process runs :func:`lpirc.tflite.timed_rounds` and imports only what it needs."""
     paths = [str(p) for p in paths]
     if count <= 1:
-        return [_session(paths, runs, warmup, 0)]
+        return [timed_rounds(paths, runs, warmup, order_seed=0)]
     per = max(3, -(-runs // count))
     out = []
     for k in range(count):
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            out.append(pool.submit(_session, paths, per, warmup, k).result())
+            out.append(pool.submit(timed_rounds, paths, per, warmup, 1, None, k).result())
     return out
 
 

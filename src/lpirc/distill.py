@@ -113,10 +113,9 @@ def train_student(model: keras.Model, x_train, y_train, logits_train, *, alpha: 
     if alpha > 0 and logits_train is None:
         raise ValueError("alpha > 0 needs teacher logits")
     targets = pack_targets(y_train, logits_train if alpha > 0 else None, num_classes)
-    val = None if validation is None else (validation[0], pack_targets(validation[1], None, num_classes))
     return models.fit_cosine(model, x_train, targets, loss=distillation_loss(alpha, temperature, num_classes),
                       metrics=[label_top1()], epochs=epochs, batch_size=batch_size,
-                      learning_rate=learning_rate, verbose=verbose, validation=val)
+                      learning_rate=learning_rate, verbose=verbose, validation=validation)
 
 
 def label_with_teachers(teacher_paths: dict, x_train, y_train, cache_dir: Path, trained: dict):

@@ -8,6 +8,7 @@ point 128, that is the raw pixel). Scoring against labels is lpirc.evaluate's.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,53 @@ def interpreter(path: Path | str, num_threads: int = 1):
         it = Interpreter(model_path=str(path), num_threads=num_threads)
         it.allocate_tensors()
     return it
+
+
+def _random_input(detail, rng):
+    shape, dtype = detail["shape"], np.dtype(detail["dtype"])
+    if dtype == np.float32:
+        return rng.uniform(-1, 1, size=shape).astype(np.float32)
+    info = np.iinfo(dtype)
+    return rng.integers(info.min, info.max + 1, size=shape).astype(dtype)
+
+
+class _Timed:
+    def __init__(self, path: Path, num_threads: int, seed: int = 0):
+        self.it = interpreter(path, num_threads)
+        rng = np.random.default_rng(seed)
+        for d in self.it.get_input_details():
+            self.it.set_tensor(d["index"], _random_input(d, rng))
+        self.times: list[float] = []
+
+    def once(self) -> float:
+        t0 = time.perf_counter_ns()
+        self.it.invoke()
+        return (time.perf_counter_ns() - t0) / 1e6
+
+
+def timed_rounds(paths, runs: int, warmup: int, num_threads: int = 1, time_budget_s: float | None = None,
+                 order_seed: int = 0) -> list[list[float]]:
+    """Every model of ``paths`` invoked on a random input ``warmup`` times, then ``runs`` rounds in which
+    each runs once, in a new random order every round (``order_seed`` draws the orders); [model] -> its
+    times (ms). ``time_budget_s`` stops early, after at least 10 rounds.
+
+    The timing loop of lpirc.bench, here because a timing session is a fresh process that runs only
+    this: importing this module (LiteRT, numpy) takes a tenth of importing lpirc.bench (pandas, scipy),
+    a second and more saved per session."""
+    if runs < 1:
+        raise ValueError("runs must be >= 1")
+    models = [_Timed(p, num_threads, seed=i) for i, p in enumerate(paths)]
+    for _ in range(warmup):
+        for m in models:
+            m.once()
+    rng = np.random.default_rng(order_seed)
+    start = time.perf_counter()
+    for r in range(runs):
+        for i in rng.permutation(len(models)):
+            models[i].times.append(models[i].once())
+        if time_budget_s and r >= 9 and time.perf_counter() - start > time_budget_s:
+            break
+    return [m.times for m in models]
 
 
 class TFLiteClassifier:
