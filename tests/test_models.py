@@ -43,3 +43,29 @@ def test_validation_top1_comes_from_the_predictions_without_a_test_graph():
     assert len(fit["history"]["val_top1"]) == 2 and "val_loss" not in fit["history"]
     assert fit["history"]["val_top1"][-1] == models.evaluate_keras(model, x[::2], y[::2])["top1"]
     assert model.test_function is None and model.predict_function is not None
+
+
+def test_the_training_step_is_traced_once_and_trains_as_plain_keras():
+    """compile_and_fit builds the optimizer before fit, so TensorFlow traces the training step once (made
+    inside the first step, Adam's moments cost a second trace); the weights equal plain compile and fit's."""
+    import tf_keras as keras
+
+    from conftest import colour_images
+    from lpirc import runtime
+
+    x, y = colour_images(12, 32)
+    trained = {}
+    for how in ("plain", "project"):
+        runtime.set_seed(0)
+        model = weights.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, 3, 32)
+        args = dict(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=[keras.metrics.SparseCategoricalAccuracy()])
+        fit = dict(x=models.to_model_input(x), y=y, batch_size=10, epochs=2, shuffle=True, verbose=0)
+        if how == "plain":
+            model.compile(**args)
+            model.fit(**fit)
+        else:
+            models.compile_and_fit(model, **args, **fit)
+            assert model.train_function.experimental_get_tracing_count() == 1
+        trained[how] = models.weights_digest(model)
+    assert trained["plain"] == trained["project"]
