@@ -45,13 +45,15 @@ def distillation_loss(alpha: float, temperature: float, num_classes: int):
 
 
 def label_top1():
-    """Top-1 against the label column of packed targets."""
+    """Top-1 against the label column of packed targets: a metric object, whose variables exist before
+    training (given as a bare function, Keras makes them inside the first training step, and TensorFlow
+    traces that step twice)."""
     tf = tensorflow()
 
     def top1(y_true, logits):
         labels = tf.cast(y_true[:, 0], tf.int64)
         return tf.cast(tf.equal(tf.argmax(logits, axis=-1), labels), tf.float32)
-    return top1
+    return keras.metrics.MeanMetricWrapper(top1, name="top1")
 
 
 def pack_targets(labels: np.ndarray, teacher_logits: np.ndarray | None, num_classes: int) -> np.ndarray:
