@@ -288,15 +288,15 @@ def smoke_alone(request, smoke_run):
 
 
 # --------------------------------------------------------------------------------------------------
-# The imagenet profile's end-to-end run (tests/imagenet_e2e.py) keeps one core busy for minutes: it
-# starts in the background as soon as its test is collected (and selected), and runs beside the others.
-E2E_TEST = "test_every_step_runs_on_streamed_folders"
+# The imagenet profile's end-to-end run and the memory measurements beside it (tests/imagenet_e2e.py) keep
+# a core busy for minutes: they start in the background as soon as a test reading them (fixture ``e2e``)
+# is collected and selected, and run beside the others.
 
 
 def _order(item) -> int:
     """Where a test runs in the session: 0 the quick tests, 1 the other slow ones, 2 those reading the
-    smoke run (started in the background at collection, done by then), 3 the imagenet end-to-end test,
-    which waits for its run (in the background at a lower priority, it takes the cores the others leave)."""
+    smoke run (started in the background at collection, done by then), 3 the imagenet end-to-end tests,
+    which wait for their run (in the background at a lower priority, it takes the cores the others leave)."""
     names = getattr(item, "fixturenames", ())
     if "e2e" in names:
         return 3
@@ -319,7 +319,7 @@ def pytest_collection_finish(session):
     needs = {name for item in session.items for name in getattr(item, "fixturenames", ())}
     if "smoke_run" in needs:
         session.config.smoke = SmokeRun(Path(tempfile.mkdtemp(prefix="lpirc-smoke-")), needs & FOLLOWERS.keys())
-    if not any(getattr(item, "originalname", item.name) == E2E_TEST for item in session.items):
+    if "e2e" not in needs:
         return
     out = Path(tempfile.mkdtemp(prefix="lpirc-imagenet-e2e-"))
     log = open(out / "script.log", "w")

@@ -9,10 +9,12 @@ the other tests use the other core. It writes, under OUT:
   teachers;
 - ``N/``: an ILSVRC-format tree (``imagenet/``) and a project copy (``project/``) that ran every step of
   the profile on it;
-- ``done.json``: the run's return code and the tail of its output.
-
-That memory does not grow with the number of images is tested on the streaming functions the growing
-steps run, on N and 10 N images (tests/test_imagenet_profile.py), not by a second whole run.
+- ``memory/``: the streaming functions of the steps whose inputs grow (:data:`STREAMING_STEPS`) run on
+  N and on 10 N images (a tree each), one process per size, beside the end-to-end run: whether memory
+  grows with the number of images is tested on them (tests/test_imagenet_profile.py), not by a second
+  whole run;
+- ``done.json``: the run's return code and the tail of its output ("N"), and each size's images and
+  peak memory per step ("memory").
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -27,6 +30,50 @@ import yaml
 RESOLUTION = 160
 SIZES = ((120, 160), (200, 150), (180, 180))
 N_PER_CLASS = 40
+
+GROWING = ["data", "baseline", "distillation"]
+
+# What the three steps do with the images, as the imagenet profile runs them (the same functions and
+# settings, in one process; grid tasks called directly): the data step lists the folders and decodes every
+# image once; the baseline trains the student on the streamed train split (64 images an epoch) and scores
+# it on val and holdout, and scores a frozen .tflite teacher on them; distillation has that teacher label
+# every train image and trains a student on its logits. Each step's peak resident memory: the process's
+# high-water mark, reset before the step (/proc/self/clear_refs), read after it (VmHWM), as the runner
+# records each step's peak.
+STREAMING_STEPS = textwrap.dedent("""
+    import json, re, sys
+    from pathlib import Path
+    from lpirc import baseline, data, distill
+
+    tree, out, teacher = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    holdout, resolution = int(sys.argv[4]), int(sys.argv[5])
+    peak = {}
+    def reset():                                   # the high-water mark back to the current RSS
+        Path("/proc/self/clear_refs").write_text("5")
+    def mark(step):                                # VmHWM in kB
+        peak[step] = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+        reset()
+
+    reset()
+    folders = {"train": str(tree / "train"), "val": str(tree / "val"), "holdout": "", "extra": str(tree / "pool")}
+    record = data.make_dataset(out / "data", "folders", {"train": 0, "val": 0, "holdout": holdout, "extra": 0}, 0,
+                               folders, resolution, {"val": str(tree / "val" / "val.txt")}, False, "inception", 64)
+    mark("data")
+    student = {"arch": "mobilenet_v1", "width_multiplier": 0.25}
+    common = dict(data_dir=str(out / "data"), batch_size=16, learning_rate=1e-4, seed=0)
+    baseline.train_point(out_path=str(out / "student.keras"), name="student", role="student", spec=student,
+                         epochs=1, **common)
+    baseline.train_point(out_path=str(out / "teacher.tflite"), name="teacher", role="teacher",
+                         spec={"arch": "frozen", "path": teacher}, epochs=0, **common)
+    mark("baseline")
+    x_train, _ = data.load_split(out / "data", "train")
+    logits, _ = distill.teacher_logits_file(Path(teacher), x_train, out / "cache")
+    distill.train_point(out_dir=str(out / "distilled"), student_path=str(out / "student.keras"),
+                        logits_path=str(logits), alpha=0.5, teacher="teacher", temperature=4.0, epochs=1,
+                        representative_size=16, init="trained", **common)
+    mark("distillation")
+    print(json.dumps({"images": {s: v["n"] for s, v in record["splits"].items()}, "peak_mb": peak}))
+""")
 
 
 def tiny_imagenet_profile(root: Path, tree: Path, weights: dict, holdout: int) -> dict:
@@ -85,14 +132,42 @@ def start(out: Path, root: Path, weights: dict, n_per_class: int):
                             env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
+def start_memory(out: Path, root: Path, teacher: Path) -> dict:
+    """:data:`STREAMING_STEPS` on N and on 10 N images per class, a process each (started, not waited for).
+    glibc raises its mmap threshold each time a large block is freed, so freed batches stay in the heap
+    and RSS climbs to a plateau over the first few hundred images (predicting 36 / 360 / 1,080 streamed
+    images peaked at 693 / 854 / 877 MB). Holding the threshold at glibc's starting value (128 KiB)
+    keeps that warm-up out of the comparison (663 / 708 / 718 MB): the test measures the program."""
+    from test_real_data import jpeg_tree
+
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    procs = {}
+    for name, n in (("N", N_PER_CLASS), ("10N", 10 * N_PER_CLASS)):
+        tree = jpeg_tree(out / name / "imagenet", n, sizes=SIZES)
+        log = open(out / f"{name}.log", "w")
+        procs[name] = subprocess.Popen(
+            [sys.executable, "-c", STREAMING_STEPS, str(tree), str(out / name / "out"), str(teacher),
+             str(n // 4 * 3), str(RESOLUTION)], cwd=root, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+    return procs
+
+
 def main(out: Path) -> int:
     import conftest  # noqa: F401  (the tests' environment: legacy Keras, quiet TensorFlow, the fake CPU name)
 
     root = Path(__file__).resolve().parents[1]
     weights = make_weights(out / "weights")
     proc = start(out / "N", root, weights, N_PER_CLASS)
+    memory = start_memory(out / "memory", root, weights[0.25])      # the 0.25 file as the frozen teacher
+    done = {"memory": {}}
+    for name, mem in memory.items():
+        stdout, _ = mem.communicate(timeout=3000)
+        if mem.returncode != 0:
+            done["memory"][name] = {"returncode": mem.returncode,
+                                    "output_tail": (out / "memory" / f"{name}.log").read_text()[-4000:]}
+        else:
+            done["memory"][name] = {"returncode": 0, **json.loads(stdout.strip().splitlines()[-1])}
     rc = proc.wait(timeout=3000)
-    done = {"N": {"returncode": rc, "output_tail": (out / "N" / "run.log").read_text()[-4000:]}}
+    done["N"] = {"returncode": rc, "output_tail": (out / "N" / "run.log").read_text()[-4000:]}
     (out / "done.json").write_text(json.dumps(done, indent=1))
     return 0
 

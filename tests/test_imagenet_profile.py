@@ -13,14 +13,10 @@ distillation's from 1,230 to 2,802 MB."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
-from imagenet_e2e import N_PER_CLASS, RESOLUTION, SIZES
+from imagenet_e2e import GROWING
 
 from lpirc import models, weights
 from lpirc.runner.steps import STEPS
@@ -37,7 +33,7 @@ def e2e(request):
     proc, out = started
     assert proc.wait(timeout=3600) == 0, (out / "script.log").read_text()[-4000:]
     done = json.loads((out / "done.json").read_text())
-    for name, rec in done.items():
+    for name, rec in [("N", done["N"]), *(("memory " + k, v) for k, v in done["memory"].items())]:
         assert rec["returncode"] == 0, f"{name}: {rec['output_tail']}"
     return out
 
@@ -71,73 +67,10 @@ def test_every_step_runs_on_streamed_folders(e2e):
 
 
 # --------------------------------------------------------------------------------------------------
-# memory against the number of images, on the streaming functions of the steps whose inputs grow
-GROWING = ["data", "baseline", "distillation"]
-
-# What the three steps do with the images, as the imagenet profile runs them (the same functions and
-# settings, in one process; grid tasks called directly): the data step lists the folders and decodes every
-# image once; the baseline trains the student on the streamed train split (64 images an epoch) and scores
-# it on val and holdout, and scores a frozen .tflite teacher on them; distillation has that teacher label
-# every train image and trains a student on its logits. Each step's peak resident memory: the process's
-# high-water mark, reset before the step (/proc/self/clear_refs), read after it (VmHWM), as the runner
-# records each step's peak.
-STREAMING_STEPS = textwrap.dedent("""
-    import json, re, sys
-    from pathlib import Path
-    from lpirc import baseline, data, distill
-
-    tree, out, teacher = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-    holdout, resolution = int(sys.argv[4]), int(sys.argv[5])
-    peak = {}
-    def reset():                                   # the high-water mark back to the current RSS
-        Path("/proc/self/clear_refs").write_text("5")
-    def mark(step):                                # VmHWM in kB
-        peak[step] = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
-        reset()
-
-    reset()
-    folders = {"train": str(tree / "train"), "val": str(tree / "val"), "holdout": "", "extra": str(tree / "pool")}
-    record = data.make_dataset(out / "data", "folders", {"train": 0, "val": 0, "holdout": holdout, "extra": 0}, 0,
-                               folders, resolution, {"val": str(tree / "val" / "val.txt")}, False, "inception", 64)
-    mark("data")
-    student = {"arch": "mobilenet_v1", "width_multiplier": 0.25}
-    common = dict(data_dir=str(out / "data"), batch_size=16, learning_rate=1e-4, seed=0)
-    baseline.train_point(out_path=str(out / "student.keras"), name="student", role="student", spec=student,
-                         epochs=1, **common)
-    baseline.train_point(out_path=str(out / "teacher.tflite"), name="teacher", role="teacher",
-                         spec={"arch": "frozen", "path": teacher}, epochs=0, **common)
-    mark("baseline")
-    x_train, _ = data.load_split(out / "data", "train")
-    logits, _ = distill.teacher_logits_file(Path(teacher), x_train, out / "cache")
-    distill.train_point(out_dir=str(out / "distilled"), student_path=str(out / "student.keras"),
-                        logits_path=str(logits), alpha=0.5, teacher="teacher", temperature=4.0, epochs=1,
-                        representative_size=16, init="trained", **common)
-    mark("distillation")
-    print(json.dumps({"images": {s: v["n"] for s, v in record["splits"].items()}, "peak_mb": peak}))
-""")
-
-
-def test_peak_memory_does_not_grow_with_the_images(tmp_path, root):
-    from test_real_data import float_tflite, jpeg_tree
-
-    teacher = float_tflite(models.mobilenet_v1(0.25, RESOLUTION, 1001), tmp_path / "teacher.tflite")
-    # glibc raises its mmap threshold each time a large block is freed, so freed batches stay in the heap
-    # and RSS climbs to a plateau over the first few hundred images (predicting 36 / 360 / 1,080 streamed
-    # images peaked at 693 / 854 / 877 MB). Holding the threshold at glibc's starting value (128 KiB)
-    # keeps that warm-up out of the comparison (663 / 708 / 718 MB): the test measures the program.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
-    procs = {}
-    for name, n in (("N", N_PER_CLASS), ("10N", 10 * N_PER_CLASS)):
-        tree = jpeg_tree(tmp_path / name / "imagenet", n, sizes=SIZES)
-        procs[name] = subprocess.Popen(
-            [sys.executable, "-c", STREAMING_STEPS, str(tree), str(tmp_path / name / "out"), str(teacher),
-             str(n // 4 * 3), str(RESOLUTION)], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
-    runs = {}
-    for name, proc in procs.items():
-        out, err = proc.communicate(timeout=900)
-        assert proc.returncode == 0, err[-4000:]
-        runs[name] = json.loads(out.strip().splitlines()[-1])
+# memory against the number of images, on the streaming functions of the steps whose inputs grow: measured
+# by the background script beside the end-to-end run (imagenet_e2e.STREAMING_STEPS), checked here
+def test_peak_memory_does_not_grow_with_the_images(e2e):
+    runs = json.loads((e2e / "done.json").read_text())["memory"]       # N and 10 N: {images, peak_mb}
     images = {name: run["images"] for name, run in runs.items()}
     peak = {name: {s: round(run["peak_mb"][s]) for s in GROWING} for name, run in runs.items()}
     print(json.dumps({"images": images, "peak_memory_mb": peak}))
