@@ -104,11 +104,10 @@ def test_a_student_trains_with_one_trace_of_its_training_step():
     """The distillation loss and label top-1 make no variable inside the first training step, so the step
     is traced once (a bare-function metric made Keras create its variables there: a second trace, about
     1.5 s of each small grid task)."""
-    from conftest import colour_images
-    from lpirc import weights
+    from conftest import colour_images, colour_model
 
-    x, y = colour_images(12, 32)
-    model = weights.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, 3, 32)
+    x, y = colour_images(12, 16)
+    model = colour_model(16, 3, background=False)
     logits = np.random.default_rng(0).normal(size=(len(y), 3)).astype(np.float32)
     fit = distill.train_student(model, x, y, logits, alpha=0.5, temperature=4.0, epochs=2, batch_size=10, verbose=0)
     assert model.train_function.experimental_get_tracing_count() == 1

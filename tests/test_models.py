@@ -35,10 +35,10 @@ def test_teachers_build_and_differ_in_size():
 def test_validation_top1_comes_from_the_predictions_without_a_test_graph():
     """fit_cosine's per-epoch validation top-1 is the top-1 evaluate_keras gives after training, from the
     prediction function (traced once, reused by that evaluation); Keras' test step is never traced."""
-    from conftest import colour_images
+    from conftest import colour_images, colour_model
 
-    x, y = colour_images(12, 32)
-    model = weights.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, 3, 32)
+    x, y = colour_images(12, 16)
+    model = colour_model(16, 3, background=False)
     fit = models.train_classifier(model, x, y, x[::2], y[::2], epochs=2, batch_size=12, verbose=0)
     assert len(fit["history"]["val_top1"]) == 2 and "val_loss" not in fit["history"]
     assert fit["history"]["val_top1"][-1] == models.evaluate_keras(model, x[::2], y[::2])["top1"]
@@ -50,14 +50,14 @@ def test_the_training_step_is_traced_once_and_trains_as_plain_keras():
     inside the first step, Adam's moments cost a second trace); the weights equal plain compile and fit's."""
     import tf_keras as keras
 
-    from conftest import colour_images
+    from conftest import colour_images, colour_model
     from lpirc import runtime
 
-    x, y = colour_images(12, 32)
+    x, y = colour_images(12, 16)
     trained = {}
     for how in ("plain", "project"):
         runtime.set_seed(0)
-        model = weights.build({"arch": "mobilenet_v1", "width_multiplier": 0.25}, 3, 32)
+        model = colour_model(16, 3, background=False)
         args = dict(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=[keras.metrics.SparseCategoricalAccuracy()])
         fit = dict(x=models.to_model_input(x), y=y, batch_size=10, epochs=2, shuffle=True, verbose=0)
