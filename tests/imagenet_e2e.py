@@ -1,8 +1,9 @@
 """The imagenet profile's end-to-end run, as a script (``python tests/imagenet_e2e.py OUT``).
 
-It takes minutes and keeps one core busy, so the test session starts this script in the background as
-soon as it has collected the end-to-end test (``conftest.py``), and that test waits for it; meanwhile
-the other tests use the other core. It writes, under OUT:
+It takes minutes, in three processes (the run, and the memory measurements on two sizes), so the test
+session starts this script in the background, at a lower priority, as soon as it has collected a test
+that reads it (``conftest.py``), and those tests wait for it; meanwhile the other tests run. It writes,
+under OUT:
 
 - ``weights/``: float .tflite files shaped like TF-slim's published MobileNet v1 (1001 classes, 160 px,
   BatchNorm statistics randomized so folding them is really exercised): a 0.25 student, 0.5 and 0.75
@@ -127,9 +128,9 @@ def start(out: Path, root: Path, weights: dict, n_per_class: int):
     (project / "params" / "imagenet_tiny.yaml").write_text(yaml.safe_dump(profile))
     env = {**os.environ, "LPIRC_ROOT": str(project)}
     env.pop("LPIRC_RESULTS_DIR", None)
-    log = open(out / "run.log", "w")
-    return subprocess.Popen([sys.executable, "-m", "lpirc", "run", "--profile", "imagenet_tiny"], cwd=project,
-                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    with open(out / "run.log", "w") as log:
+        return subprocess.Popen([sys.executable, "-m", "lpirc", "run", "--profile", "imagenet_tiny"], cwd=project,
+                                env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
 def start_memory(out: Path, root: Path, teacher: Path) -> dict:
@@ -144,10 +145,10 @@ def start_memory(out: Path, root: Path, teacher: Path) -> dict:
     procs = {}
     for name, n in (("N", N_PER_CLASS), ("10N", 10 * N_PER_CLASS)):
         tree = jpeg_tree(out / name / "imagenet", n, sizes=SIZES)
-        log = open(out / f"{name}.log", "w")
-        procs[name] = subprocess.Popen(
-            [sys.executable, "-c", STREAMING_STEPS, str(tree), str(out / name / "out"), str(teacher),
-             str(n // 4 * 3), str(RESOLUTION)], cwd=root, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
+        with open(out / f"{name}.log", "w") as log:
+            procs[name] = subprocess.Popen(
+                [sys.executable, "-c", STREAMING_STEPS, str(tree), str(out / name / "out"), str(teacher),
+                 str(n // 4 * 3), str(RESOLUTION)], cwd=root, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     return procs
 
 

@@ -69,11 +69,38 @@ def test_ratio_transfer_adds_the_transfer_error():
     assert wide["ci95"][0] < plain["ci95"][0] and wide["ci95"][1] > plain["ci95"][1]
 
 
-def test_a_timing_session_imports_only_litert_and_numpy(tmp_path):
-    """bench.sessions runs each timing session in a fresh process; what that process imports to run
-    tflite.timed_rounds is paid once a session (a timing table has five): not pandas, scipy or TensorFlow."""
+def test_a_timing_session_imports_only_litert_and_numpy(tmp_path, monkeypatch):
+    """bench.sessions runs each timing session in a fresh process, which runs tflite.timed_rounds: what
+    that process imports to do so is paid once a session (a timing table has five), and it is not pandas,
+    scipy or TensorFlow."""
+    from lpirc import tflite
+
     a = convert_tiny(colour_model(16, 3, False), "float32", tmp_path / "a.tflite")
     code = ("import sys; from lpirc.tflite import timed_rounds; t = timed_rounds([sys.argv[1]], runs=3, warmup=1); "
             "print(len(t[0]), sorted(m for m in ('pandas', 'scipy', 'tensorflow') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code, str(a)], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["3", "[]"]
+
+    submitted = []
+
+    class Inline:                          # a process pool that records what it is given and runs it here
+        def __init__(self, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, *args, **kwargs):
+            from concurrent.futures import Future
+
+            submitted.append(fn)
+            done = Future()
+            done.set_result(fn(*args, **kwargs))
+            return done
+
+    monkeypatch.setattr(bench, "ProcessPoolExecutor", Inline)
+    assert len(bench.sessions([a], runs=6, warmup=1, count=2)) == 2
+    assert submitted == [tflite.timed_rounds] * 2

@@ -105,7 +105,9 @@ def test_a_student_trains_with_one_trace_of_its_training_step():
     is traced once (a bare-function metric made Keras create its variables there: a second trace, about
     1.5 s of each small grid task)."""
     from conftest import colour_images, colour_model
+    from test_models import one_device
 
+    one_device()
     x, y = colour_images(12, 16)
     model = colour_model(16, 3, background=False)
     logits = np.random.default_rng(0).normal(size=(len(y), 3)).astype(np.float32)

@@ -64,6 +64,13 @@ def test_finetune_changes_only_the_factorized_layer(student):
     changed = [not np.array_equal(after[n][0], init.get_layer(n).get_weights()[0]) for n in ("conv_pw_13_a", "conv_pw_13_b")]
     assert all(changed)
     assert log[0]["layer"] == "conv_pw_13" and log[0]["rank"] == 64
+    # the log's top-1 before and after a layer's fine-tuning: the truncated model's and the tuned one's
+    assert log[0]["val_top1_before_ft"] == models.evaluate_keras(init, x, y)["top1"]
+    assert log[0]["val_top1_after_ft"] == models.evaluate_keras(tuned, x, y)["top1"]
+    _, _, untuned = F.finetune_layerwise(student, ["conv_pw_13"], F.RankSpec(fraction=0.25), x, y, x, y,
+                                         epochs_per_layer=0, verbose=0)
+    assert untuned[0]["steps"] == 0
+    assert untuned[0]["val_top1_before_ft"] == untuned[0]["val_top1_after_ft"] == log[0]["val_top1_before_ft"]
 
 
 def test_greedy_select_respects_target_and_one_rank_per_layer():

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from lpirc import models, weights
@@ -32,33 +33,64 @@ def test_teachers_build_and_differ_in_size():
         weights.build({"arch": "vgg"}, 10, 32)
 
 
-def test_validation_top1_comes_from_the_predictions_without_a_test_graph():
-    """fit_cosine's per-epoch validation top-1 is the top-1 evaluate_keras gives after training, from the
-    prediction function (traced once, reused by that evaluation); Keras' test step is never traced."""
-    from conftest import colour_images, colour_model
+def one_device():
+    """The tests reading the trained model's own traced functions: with several devices a copy trains."""
+    from lpirc import runtime
 
-    x, y = colour_images(12, 16)
-    model = colour_model(16, 3, background=False)
-    fit = models.train_classifier(model, x, y, x[::2], y[::2], epochs=2, batch_size=12, verbose=0)
-    assert len(fit["history"]["val_top1"]) == 2 and "val_loss" not in fit["history"]
-    assert fit["history"]["val_top1"][-1] == models.evaluate_keras(model, x[::2], y[::2])["top1"]
+    if runtime.strategy().num_replicas_in_sync > 1:
+        pytest.skip("several devices: compile_and_fit trains a copy of the model")
+
+
+def scrambled_colour_model(size: int, seed: int):
+    """The colour model (:func:`conftest.colour_model`) with a random dense layer: it starts wrong on some
+    images, so its accuracies are neither 0 nor 1 and training changes them."""
+    from conftest import colour_model
+
+    model = colour_model(size, 3, background=False)
+    rng = np.random.default_rng(seed)
+    model.get_layer("logits").set_weights([rng.normal(0, 2, (3, 3)).astype(np.float32), np.zeros(3, np.float32)])
+    return model
+
+
+def test_validation_top1_comes_from_the_predictions_without_a_test_graph():
+    """fit_cosine's per-epoch validation top-1 is the top-1 evaluate_keras gives on the validation images
+    after training, from the prediction function (traced once, reused by that evaluation); Keras' test
+    step is never traced. Images and labels of different lengths are refused."""
+    from conftest import colour_images
+    from lpirc import runtime
+
+    one_device()
+    x, y = colour_images(20, 16)
+    train, val = slice(0, None, 2), slice(1, None, 2)
+    runtime.set_seed(0)
+    model = scrambled_colour_model(16, seed=4)
+    fit = models.train_classifier(model, x[train], y[train], x[val], y[val], epochs=3, batch_size=10,
+                                  learning_rate=0.5, verbose=0)
+    curve, after = fit["history"]["val_top1"], models.evaluate_keras(model, x[val], y[val])["top1"]
+    assert len(curve) == 3 and "val_loss" not in fit["history"]
+    assert curve[-1] == after and 0 < after < 1 and len(set(curve)) > 1      # the curve moved with training
     assert model.test_function is None and model.predict_function is not None
+    with pytest.raises(ValueError, match="30 images but 29 labels"):
+        models.train_classifier(model, x[train], y[train], x[val], y[val][:-1], epochs=1, verbose=0)
 
 
 def test_the_training_step_is_traced_once_and_trains_as_plain_keras():
     """compile_and_fit builds the optimizer before fit, so TensorFlow traces the training step once (made
-    inside the first step, Adam's moments cost a second trace); the weights equal plain compile and fit's."""
+    inside the first step, Adam's moments cost a second trace); the weights equal plain compile and fit's,
+    and training changed them."""
     import tf_keras as keras
 
-    from conftest import colour_images, colour_model
+    from conftest import colour_images
     from lpirc import runtime
 
+    one_device()
     x, y = colour_images(12, 16)
     trained = {}
     for how in ("plain", "project"):
         runtime.set_seed(0)
-        model = colour_model(16, 3, background=False)
-        args = dict(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        model = scrambled_colour_model(16, seed=0)
+        start = models.weights_digest(model)
+        args = dict(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=[keras.metrics.SparseCategoricalAccuracy()])
         fit = dict(x=models.to_model_input(x), y=y, batch_size=10, epochs=2, shuffle=True, verbose=0)
         if how == "plain":
@@ -68,4 +100,5 @@ def test_the_training_step_is_traced_once_and_trains_as_plain_keras():
             models.compile_and_fit(model, **args, **fit)
             assert model.train_function.experimental_get_tracing_count() == 1
         trained[how] = models.weights_digest(model)
+        assert trained[how] != start
     assert trained["plain"] == trained["project"]

@@ -52,7 +52,7 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
     out = []
     for path, t in zip(paths, times):
         t = np.asarray(t)
-        rec = {"model": str(path), **summarize(t), "num_threads": num_threads}
+        rec = {"model": str(Path(path)), **summarize(t), "num_threads": num_threads}
         rec["ratio_to_first"] = float(np.median(t) / np.median(base))
         rec["ratio_ci95"] = list(ratio_interval(t, base))
         if keep_times:
@@ -64,7 +64,8 @@ def interleaved(paths, runs: int = 50, warmup: int = 5, num_threads: int = 1,
 def sessions(paths: list, runs: int, warmup: int = 5, count: int = SESSIONS) -> list[list[list[float]]]:
     """``runs`` interleaved rounds split over ``count`` sessions, each a fresh single-threaded process
     with its own random orders: [session][model] -> times (ms). One session runs in this process.
-    A session process runs :func:`lpirc.tflite.timed_rounds` and imports only what it needs."""
+    A session process runs :func:`lpirc.tflite.timed_rounds`: it imports LiteRT, numpy and PIL, not pandas,
+    scipy or TensorFlow."""
     paths = [str(p) for p in paths]
     if count <= 1:
         return [timed_rounds(paths, runs, warmup, order_seed=0)]
@@ -72,7 +73,7 @@ def sessions(paths: list, runs: int, warmup: int = 5, count: int = SESSIONS) -> 
     out = []
     for k in range(count):
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            out.append(pool.submit(timed_rounds, paths, per, warmup, 1, None, k).result())
+            out.append(pool.submit(timed_rounds, paths, per, warmup, order_seed=k).result())
     return out
 
 

@@ -239,8 +239,8 @@ def online_costs(student_path: Path, teacher_paths: dict, images, labels, n: int
     student = models.load_model(student_path)
     num_classes = student.output_shape[-1]
     student.compile(optimizer=keras.optimizers.Adam(1e-4), loss=distillation_loss(0.5, 4.0, num_classes))
-    inputs = models.fit_inputs(x, pack_targets(y, None, num_classes), batch_size=128, train=True)
-    student.fit(**inputs, epochs=1, verbose=0)                       # traces the training step once
+    inputs = models.fit_inputs(x, pack_targets(y, None, num_classes), batch_size=128)
+    student.fit(**inputs, epochs=1, verbose=0)                       # warm-up: traces the training step
     forwards = {name: evaluate.classifier_forward(path) for name, path in teacher_paths.items()}
     for forward in forwards.values():
         forward(x[:64])                                                # traces the forward pass once

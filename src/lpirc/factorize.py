@@ -173,14 +173,14 @@ def finetune_layerwise(model, order: list[str], rank: RankSpec | dict, x_train, 
         info.update(new_info)
         for layer in current.layers:
             layer.trainable = layer.name in (f"{name}_a", f"{name}_b")
-        # top-1 from predictions (a forward graph), not Keras' evaluate (a test graph with loss and metric,
-        # traced again after every compile: about twice the time of the layer's fine-tuning at small sizes)
+        # top-1 from predictions (a forward graph), not Keras' evaluate, whose test graph (forward, loss and
+        # metric) costs more to trace; either is traced again after the fit's compile
         before = models.evaluate_keras(current, x_val, y_val)["top1"]
         t0, steps = time.perf_counter(), 0
         if epochs_per_layer > 0:
             history, _ = models.compile_and_fit(current, **_finetune_compile(learning_rate), epochs=epochs_per_layer,
                                                 verbose=verbose, **models.fit_inputs(x_train, y_train,
-                                                                                     batch_size=batch_size, train=True))
+                                                                                     batch_size=batch_size))
             steps = int(history.model.optimizer.iterations.numpy())
         after = models.evaluate_keras(current, x_val, y_val)["top1"]
         log.append({"k": k, "layer": name, "rank": new_info[name]["rank"], "val_top1_before_ft": float(before),
@@ -351,7 +351,7 @@ def finetune_whole(model, x_train, y_train, *, epochs: int, learning_rate: float
     t0, steps = time.perf_counter(), 0
     if epochs > 0:
         history, _ = models.compile_and_fit(model, **_finetune_compile(learning_rate), epochs=epochs, verbose=verbose,
-                                            **models.fit_inputs(x_train, y_train, batch_size=batch_size, train=True))
+                                            **models.fit_inputs(x_train, y_train, batch_size=batch_size))
         steps = int(history.model.optimizer.iterations.numpy())
     return {"epochs": int(epochs), "steps": steps, "finetune_s": time.perf_counter() - t0}
 

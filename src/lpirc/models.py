@@ -112,15 +112,13 @@ def count_macs(model: keras.Model) -> int:
 
 # --------------------------------------------------------------------------------------------------
 # training
-def fit_inputs(x, targets, *, batch_size: int, train: bool) -> dict:
-    """Keras ``fit`` / ``evaluate`` arguments for images ``x`` and their ``targets``: an in-memory uint8
-    array is mapped to [-1, 1] whole (the embedded data); a streamed ``lpirc.stream.FolderSplit``
-    becomes a tf.data pipeline (real data; ``train``: augmented, reshuffled, repeated, ``epoch_size``
-    images per epoch)."""
+def fit_inputs(x, targets, *, batch_size: int) -> dict:
+    """Keras ``fit`` arguments for training on images ``x`` and their ``targets``: an in-memory uint8
+    array is mapped to [-1, 1] whole (the embedded data) and shuffled every epoch; a streamed
+    ``lpirc.stream.FolderSplit`` becomes a tf.data pipeline (real data: augmented, reshuffled, repeated,
+    ``epoch_size`` images per epoch)."""
     if not stream.is_streamed(x):
-        return {"x": to_model_input(x), "y": targets, "batch_size": batch_size, **({"shuffle": True} if train else {})}
-    if not train:
-        return {"x": x.batches(batch_size, targets)}
+        return {"x": to_model_input(x), "y": targets, "batch_size": batch_size, "shuffle": True}
     seed = int(np.random.randint(2 ** 31 - 1))          # drawn from the generator set_seed seeded
     return {"x": x.batches(batch_size, targets, train=True, seed=seed).repeat(),
             "steps_per_epoch": x.steps_per_epoch(batch_size)}
@@ -136,6 +134,13 @@ def _made_in_scope(obj):
     if isinstance(obj, (keras.optimizers.Optimizer, keras.metrics.Metric)):
         return type(obj).from_config(obj.get_config())
     return obj
+
+
+def _build_optimizer(model: keras.Model) -> None:
+    """Make the compiled optimizer's variables for ``model``'s trainable weights now (see
+    :func:`compile_and_fit`); a legacy Keras optimizer, which has no ``build``, makes them as it did."""
+    if isinstance(model.optimizer, keras.optimizers.Optimizer):
+        model.optimizer.build(model.trainable_variables)
 
 
 def compile_and_fit(model: keras.Model, *, optimizer, loss, metrics, **fit_args):
@@ -155,7 +160,7 @@ def compile_and_fit(model: keras.Model, *, optimizer, loss, metrics, **fit_args)
     strategy = runtime.strategy()
     if strategy.num_replicas_in_sync == 1:
         model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
-        model.optimizer.build(model.trainable_variables)
+        _build_optimizer(model)
         return model.fit(**fit_args), runtime.record(strategy)
     with strategy.scope():
         if all(strategy.extended.variable_created_in_scope(v) for v in model.variables):
@@ -165,7 +170,7 @@ def compile_and_fit(model: keras.Model, *, optimizer, loss, metrics, **fit_args)
             replica.set_weights(model.get_weights())
         replica.compile(optimizer=_made_in_scope(optimizer), loss=loss,
                         metrics=[_made_in_scope(m) for m in metrics])
-        replica.optimizer.build(replica.trainable_variables)
+        _build_optimizer(replica)
     history = replica.fit(**fit_args)
     if replica is not model:
         model.set_weights(replica.get_weights())
@@ -174,22 +179,21 @@ def compile_and_fit(model: keras.Model, *, optimizer, loss, metrics, **fit_args)
 
 class ValidationTop1(keras.callbacks.Callback):
     """Top-1 on (uint8 images, labels) after every epoch, as 'val_top1' in the epoch's logs (so in the
-    history), computed from the model's predictions as :func:`evaluate_keras` computes it after
-    training. Keras' own ``validation_data`` would trace a second graph (the test step, with the loss
-    and every metric: about 2.5 s a model on the test host, more than a small run's whole training) for a
-    number the predictions give; the prediction function is traced once and serves the evaluation after
-    training too."""
+    history, and in Keras' epoch line), computed from the model's predictions as :func:`evaluate_keras`
+    computes it after training. Keras' own ``validation_data`` would trace a second graph (the test step,
+    with the loss and every metric: about 2.5 s a model on the test host, more than a small run's whole
+    training) for a number the predictions give, and add 'val_loss', which nothing reads; on one device
+    the prediction function traced here serves the evaluation after training too."""
 
-    def __init__(self, images, labels, verbose: int = 0):
+    def __init__(self, images, labels):
         super().__init__()
-        self.images, self.labels, self.verbose = images, np.asarray(labels), verbose
+        if len(images) != len(labels):
+            raise ValueError(f"validation: {len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, np.asarray(labels)
 
     def on_epoch_end(self, epoch, logs=None):
-        top1 = topk_accuracy(predict_logits(self.model, self.images), self.labels, 1)
         if logs is not None:
-            logs["val_top1"] = top1
-        if self.verbose:
-            print(f"epoch {epoch + 1}: validation top-1 {100 * top1:.2f}%", flush=True)
+            logs["val_top1"] = topk_accuracy(predict_logits(self.model, self.images), self.labels, 1)
 
 
 def fit_cosine(model: keras.Model, x_train, targets, *, loss, metrics, epochs: int, batch_size: int = 128,
@@ -205,10 +209,10 @@ def fit_cosine(model: keras.Model, x_train, targets, *, loss, metrics, epochs: i
     per_epoch = steps_per_epoch(x_train, batch_size)
     steps = max(1, epochs * per_epoch)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01)
-    callbacks = [] if validation is None else [ValidationTop1(*validation, verbose=verbose)]
+    callbacks = [] if validation is None else [ValidationTop1(*validation)]
     start = time.perf_counter()
     hist, devices = compile_and_fit(model, optimizer=keras.optimizers.Adam(schedule), loss=loss, metrics=metrics,
-                                    **fit_inputs(x_train, targets, batch_size=batch_size, train=True),
+                                    **fit_inputs(x_train, targets, batch_size=batch_size),
                                     callbacks=callbacks, epochs=epochs, verbose=verbose)
     wall = time.perf_counter() - start
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}

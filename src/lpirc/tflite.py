@@ -5,6 +5,9 @@ invoke. Input and output tensors may be float32, int8 or uint8; their quantizati
 read from the model. Float inputs take (x - 127.5) / 127.5, quantized inputs that value quantized
 with the model's own scale and zero point (for Google's uint8 MobileNets, scale 1/128 and zero
 point 128, that is the raw pixel). Scoring against labels is lpirc.evaluate's.
+
+The timing loop (:func:`timed_rounds`) is here too, not in lpirc.bench: a timing session is a fresh
+process, and this module's imports are light.
 """
 from __future__ import annotations
 
@@ -72,9 +75,9 @@ def timed_rounds(paths, runs: int, warmup: int, num_threads: int = 1, time_budge
     each runs once, in a new random order every round (``order_seed`` draws the orders); [model] -> its
     times (ms). ``time_budget_s`` stops early, after at least 10 rounds.
 
-    The timing loop of lpirc.bench, here because a timing session is a fresh process that runs only
-    this: importing this module (LiteRT, numpy) takes a tenth of importing lpirc.bench (pandas, scipy),
-    a second and more saved per session."""
+    lpirc.bench's timing loop: a timing session is a fresh process that runs only this, and importing
+    this module (LiteRT, numpy, PIL) takes a fifth of a second, importing lpirc.bench (pandas, scipy) about
+    1.3 s more on the test host, paid by each of a timing table's five sessions."""
     if runs < 1:
         raise ValueError("runs must be >= 1")
     models = [_Timed(p, num_threads, seed=i) for i, p in enumerate(paths)]
