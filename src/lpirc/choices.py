@@ -29,10 +29,10 @@ DASK_ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
 
 
 def check_scheduler(scheduler: str) -> str:
-    """'serial', 'local', 'dask-local' or a Dask address; anything else is refused with what to write instead."""
+    """One of :data:`SCHEDULERS` or a Dask address; anything else is refused with what to write instead."""
     if scheduler in SCHEDULERS or scheduler.startswith(DASK_ADDRESS_PREFIXES):
         return scheduler
-    raise ValueError(f"scheduler {scheduler!r}: use 'serial', 'local', 'dask-local' or a Dask address like "
+    raise ValueError(f"scheduler {scheduler!r}: use {', '.join(map(repr, SCHEDULERS))} or a Dask address like "
                      f"tcp://HOST:8786")
 
 
