@@ -166,6 +166,7 @@ class SmokeRun:
     def __init__(self, folder: Path, followers):
         import threading
 
+        self.folder = folder
         self.project = copy_project(folder / "project")
         self.logs = folder / "logs"                   # each process's output, in files: no pipe fills up
         self.logs.mkdir()
@@ -329,8 +330,9 @@ def pytest_collection_finish(session):
     session.config.imagenet_e2e = (proc, out)
 
 
-def pytest_sessionfinish(session):
-    """An interrupted session stops the background runs too."""
+def pytest_sessionfinish(session, exitstatus):
+    """An interrupted session stops the background runs too. The temporary folders they wrote in (about
+    300 MB each) are removed when the session passed, and kept, with their paths printed, when it did not."""
     smoke = getattr(session.config, "smoke", None)
     if smoke is not None:
         smoke.stop()
@@ -339,3 +341,9 @@ def pytest_sessionfinish(session):
         import signal
 
         os.killpg(started[0].pid, signal.SIGKILL)
+    folders = [f for f in (getattr(smoke, "folder", None), started and started[1]) if f is not None]
+    for folder in folders:
+        if exitstatus == 0:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            print(f"\nkept for inspection: {folder}")
