@@ -1,5 +1,6 @@
 """Each chapter's experiment as a package function, at tiny sizes (the notebooks only call these)."""
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -146,9 +147,30 @@ def test_width_control_search_matches_the_macs():
     def macs(w):                      # each width's network is built once (the searches ask for the same widths)
         return models.count_macs(models.mobilenet_v1(w, 32, 10))
     assert stacked.width_for_macs(macs(0.2), macs, widths) == (0.2, macs(0.2))
+    assert macs.cache_info().currsize <= 2 * math.ceil(math.log2(len(widths) + 1)) + 1 < len(widths)    # bisection
     between = 0.3 * macs(0.2) + 0.7 * macs(0.21)                          # nearer the 0.21 student
     assert stacked.width_for_macs(between, macs, widths)[0] == 0.21
     assert macs(0.04) < macs(0.1) < macs(0.25)
+
+
+def test_width_search_agrees_with_trying_every_width():
+    """Bisection returns what trying every width returns, for any non-decreasing count with ties (equal counts
+    at neighbouring widths, targets exactly between two counts), and asks for few widths."""
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        n = int(rng.integers(1, 30))
+        widths = sorted(float(w) for w in rng.choice(np.arange(1, 100) / 100, n, replace=False))
+        table = dict(zip(widths, (np.sort(rng.integers(0, 12, n)) * 100).tolist()))
+        asked = []
+
+        def macs_at(w, table=table, asked=asked):
+            asked.append(w)
+            return table[w]
+
+        target = float(rng.integers(-2, 26) * 50)
+        every = min(table.items(), key=lambda wm: (abs(wm[1] - target), wm[0]))
+        assert stacked.width_for_macs(target, macs_at, rng.permutation(widths)) == every
+        assert len(set(asked)) == len(asked) <= 2 * math.ceil(math.log2(n + 1)) + 1
 
 
 def test_training_budget_counts_every_pass_of_the_stacked_history():

@@ -114,11 +114,36 @@ def candidate_widths(most: float, step: float = WIDTH_STEP) -> list[float]:
 
 def width_for_macs(target_macs: float, macs_at, widths) -> tuple[float, int]:
     """The width of ``widths`` whose MAC count ``macs_at(width)`` is nearest ``target_macs`` (the narrower
-    of two equally near), with that count."""
-    counted = [(float(w), int(macs_at(w))) for w in widths]
-    if not counted:
+    of two equally near), with that count.
+
+    ``macs_at`` must not decrease as the width grows, as a MobileNet v1's MACs do not (every layer has
+    ``int(filters x width)`` channels). The nearest count is then the last one below the target or the
+    first one at or above it, so bisection finds them, asking ``macs_at`` for about 2 log2(len(widths))
+    widths instead of every one (building a network to count its MACs takes about a second)."""
+    widths = sorted({float(w) for w in widths})
+    if not widths:
         raise ValueError("no width to choose from")
-    return min(counted, key=lambda wm: (abs(wm[1] - target_macs), wm[0]))
+    counted: dict[int, int] = {}
+
+    def macs(i: int) -> int:
+        if i not in counted:
+            counted[i] = int(macs_at(widths[i]))
+        return counted[i]
+
+    def first_reaching(value: float, end: int) -> int:
+        """The first index below ``end`` whose count is at least ``value`` (``end`` if none is)."""
+        lo, hi = 0, end
+        while lo < hi:
+            mid = (lo + hi) // 2
+            lo, hi = (mid + 1, hi) if macs(mid) < value else (lo, mid)
+        return lo
+
+    above = first_reaching(target_macs, len(widths))                 # the narrowest at or above the target
+    nearest = [above] if above < len(widths) else []
+    if above > 0:
+        nearest.append(first_reaching(macs(above - 1), above - 1))   # the narrowest of the largest count below
+    best = min(nearest, key=lambda i: (abs(macs(i) - target_macs), widths[i]))
+    return widths[best], macs(best)
 
 
 def upstream_parameters(results, steps) -> dict:
