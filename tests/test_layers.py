@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 
 # Imports inside functions that are there on purpose:
-# - lpirc/tfutil.py: the package's one lazy import (TensorFlow, tf_keras, absl), so that importing the
-#   runner or a module below the networks does not import TensorFlow;
+# - lpirc/tfutil.py: the package's one lazy import (TensorFlow, tf_keras, absl, and the model optimization
+#   toolkit for QAT), so that importing the runner or a module below the networks does not import
+#   TensorFlow, and only what trains with fake quantization imports the toolkit (2 s);
+# - lpirc/grid.py: Dask (distributed), imported by the Dask schedulers only: a chapter's kernel and each
+#   of its pool workers skip its half second;
 # - lpirc/runner/cli.py: each command imports what it runs, so `lpirc status` starts without TensorFlow;
 # - lpirc/runner/execute.py: papermill, imported when a step runs, not for `lpirc status`.
 # The runner is in no step's cache key but lpirc/runner/context.py, which follows the rule.
-LAZY_BY_DESIGN = {"lpirc/tfutil.py", "lpirc/runner/cli.py", "lpirc/runner/execute.py"}
+LAZY_BY_DESIGN = {"lpirc/tfutil.py", "lpirc/grid.py", "lpirc/runner/cli.py", "lpirc/runner/execute.py"}
 # Modules still importing inside functions, owned by another change under way; delete a name from here
 # when its module is done (the layers contract already holds for them: their imports point downwards).
 PENDING: set[str] = set()

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Callable
 
 import cloudpickle
-from distributed import Client, LocalCluster, as_completed, performance_report
 from tqdm.auto import tqdm
 
 from lpirc.choices import check_scheduler
@@ -188,12 +187,16 @@ def _pool(task, points, label, progress, workers: int):
 
 
 def _local_cluster():
+    from distributed import LocalCluster     # Dask only for Dask's schedulers (see tests/test_layers.py)
+
     workers = max(1, os.cpu_count() or 1)
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, env=WORKER_ENV,
                         dashboard_address=":0", silence_logs=40)
 
 
 def _dask(task, points, label, progress, scheduler, report):
+    from distributed import Client, as_completed, performance_report
+
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
         logging.getLogger(name).setLevel(logging.WARNING)      # their INFO lines would flood the chapter
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
+from statsmodels.regression.linear_model import OLS
 from scipy import stats
 
 from lpirc import bench, reference
@@ -155,7 +155,7 @@ def fit_projection(host_ms, macs, target_ms, precision: str, family: str = "Mobi
     X = _design(host_ms, macs, use_macs)
     if len(host_ms) <= X.shape[1]:
         raise ValueError("need more points than coefficients to fit a projection with an interval")
-    res = sm.OLS(np.log(target_ms), X).fit()
+    res = OLS(np.log(target_ms), X).fit()
     return {"precision": precision, "family": family, "use_macs": bool(use_macs), "coef": res.params.tolist(),
             "cov": res.cov_params().tolist(), "scale": float(res.scale), "df_resid": float(res.df_resid),
             "r2": float(res.rsquared), "points": int(len(host_ms)),

@@ -15,10 +15,8 @@ import pandas as pd
 from lpirc import evaluate
 from lpirc.conversion import convert, representative_dataset
 from lpirc.models import evaluate_keras, load_model, train_classifier
+from lpirc.tfutil import model_optimization as _tfmot
 from lpirc.tfutil import native_stderr_to_log
-
-with native_stderr_to_log():                # TensorFlow is imported by lpirc.models above
-    import tensorflow_model_optimization as tfmot
 
 
 # --------------------------------------------------------------------------------------------------
@@ -26,7 +24,7 @@ with native_stderr_to_log():                # TensorFlow is imported by lpirc.mo
 def quantization_aware(model):
     """Wrap a (tf_keras, functional) model with fake-quantization nodes for QAT."""
     with native_stderr_to_log():
-        return tfmot.quantization.keras.quantize_model(model)
+        return _tfmot().quantization.keras.quantize_model(model)
 
 
 def train_qat(model, x_train, y_train, x_val, y_val, *, epochs: int, learning_rate: float = 1e-3,
@@ -36,7 +34,7 @@ def train_qat(model, x_train, y_train, x_val, y_val, *, epochs: int, learning_ra
     Trained by the project's recipe (lpirc.models.train_classifier), on every device of the runtime's
     strategy; the QAT layers' scope lets the recipe copy the model into the strategy's scope."""
     qat_model = quantization_aware(model)
-    with tfmot.quantization.keras.quantize_scope():
+    with _tfmot().quantization.keras.quantize_scope():
         record = train_classifier(qat_model, x_train, y_train, x_val, y_val, epochs=epochs,
                                   batch_size=batch_size, learning_rate=learning_rate, verbose=verbose)
     return qat_model, record

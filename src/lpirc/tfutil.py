@@ -82,3 +82,14 @@ def keras():
     import tf_keras
 
     return tf_keras
+
+
+def model_optimization():
+    """``tensorflow_model_optimization`` (fake quantization for QAT), imported quietly when QAT first needs
+    it: about 2 s of import that the steps and grid workers which never train with fake quantization
+    (distillation, pretraining, most of factorization) no longer pay."""
+    quiet_tensorflow()
+    with native_stderr_to_log():
+        import tensorflow_model_optimization
+
+    return tensorflow_model_optimization
