@@ -336,11 +336,13 @@ def pytest_sessionfinish(session, exitstatus):
     smoke = getattr(session.config, "smoke", None)
     if smoke is not None:
         smoke.stop()
+        smoke._thread.join(timeout=60)          # it may still be copying the project for the Dask follower
     started = getattr(session.config, "imagenet_e2e", None)
     if started and started[0].poll() is None:
         import signal
 
         os.killpg(started[0].pid, signal.SIGKILL)
+        started[0].wait(timeout=60)
     folders = [f for f in (getattr(smoke, "folder", None), started and started[1]) if f is not None]
     for folder in folders:
         if exitstatus == 0:

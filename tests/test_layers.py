@@ -3,8 +3,8 @@
 The step cache follows every ``lpirc`` import, imports inside functions included (lpirc.runner.cache), so
 a module's place in the layers decides which steps an edit to it reruns. An import tucked inside a
 function is still an import: the layers contract (grimp) counts it, and this file forbids it outright
-outside the one lazy TensorFlow import (lpirc.tfutil), so the imports a reader sees at the top of a
-module are all of them.
+outside the modules of ``LAZY_BY_DESIGN`` below (the lazy TensorFlow import of lpirc.tfutil and a few
+named others), so the imports a reader sees at the top of a module are all of them.
 """
 import ast
 import subprocess
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 # Imports inside functions that are there on purpose:
-# - lpirc/tfutil.py: the package's one lazy import (TensorFlow, tf_keras, absl, and the model optimization
+# - lpirc/tfutil.py: the package's lazy import of TensorFlow (TensorFlow, tf_keras, absl, and the model optimization
 #   toolkit for QAT), so that importing the runner or a module below the networks does not import
 #   TensorFlow, and only what trains with fake quantization imports the toolkit (2 s);
 # - lpirc/grid.py: Dask (distributed), imported by the Dask schedulers only: a chapter's kernel and each

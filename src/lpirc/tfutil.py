@@ -67,7 +67,7 @@ def quiet_tensorflow() -> None:
 
 
 def tensorflow():
-    """The ``tensorflow`` module, imported quietly: the package's one lazy import. Modules below the
+    """The ``tensorflow`` module, imported quietly: the package's lazy TensorFlow import. Modules below the
     networks (lpirc.runtime, lpirc.stream, lpirc.grid, ...) call it inside functions, so importing them
     does not import TensorFlow (``lpirc status`` and the runner stay quick)."""
     quiet_tensorflow()
@@ -87,7 +87,7 @@ def keras():
 def model_optimization():
     """``tensorflow_model_optimization`` (fake quantization for QAT), imported quietly when QAT first needs
     it: about 2 s of import that the steps and grid workers which never train with fake quantization
-    (distillation, pretraining, most of factorization) no longer pay."""
+    (distillation, pretraining, factorization) no longer pay."""
     quiet_tensorflow()
     with native_stderr_to_log():
         import tensorflow_model_optimization
