@@ -148,18 +148,21 @@ def toy_copy(tmp_path):
 
 # What reads the finished smoke run and takes a minute or more starts in the background as soon as the
 # run has finished, beside the other tests (it used to run one after the other at the session's end),
-# when a selected test asks for its fixture: the command, with {project} and {dask_copy} filled in.
+# when a selected test asks for its fixture: the command, with {project} and the copies ({dask_copy}, {twice_copy}) filled in.
 FOLLOWERS = {
     "smoke_book": ["-m", "lpirc", "book", "--profile", "smoke"],
     "smoke_by_hand": [str(ROOT / "tests" / "smoke_followers.py"), "by_hand", "{project}"],
     "smoke_on_dask": [str(ROOT / "tests" / "smoke_followers.py"), "dask", "{dask_copy}"],
+    "smoke_twice": [str(ROOT / "tests" / "smoke_followers.py"), "twice", "{twice_copy}"],
 }
+# Followers that rewrite results work in a copy of the project made before any follower starts.
+COPIES = {"smoke_on_dask": "dask_copy", "smoke_twice": "twice_copy"}
 
 
 class SmokeRun:
     """The whole pipeline on the smoke profile in a throwaway project copy, then, when selected tests read
     them, its :data:`FOLLOWERS` (the book built from it with -W -n --keep-going, the distillation chapter by
-    hand, the distillation step on a Dask cluster), side by side. Started in the background as soon as the
+    hand, the distillation step on a Dask cluster, the data and baseline steps run again), side by side. Started in the background as soon as the
     session has collected its tests (:func:`pytest_collection_finish`); the tests that read it run after
     the others (:func:`pytest_collection_modifyitems`), which run meanwhile."""
 
@@ -170,7 +173,7 @@ class SmokeRun:
         self.project = copy_project(folder / "project")
         self.logs = folder / "logs"                   # each process's output, in files: no pipe fills up
         self.logs.mkdir()
-        self.dask_copy = folder / "dask_copy" / "project"
+        self.copies = {name: folder / name / "project" for name in COPIES.values()}
         self.results = self.project / "results" / "smoke"
         self.wanted, self.procs, self.finished = set(followers), {}, {}
         self.run = self.error = None
@@ -201,10 +204,10 @@ class SmokeRun:
             self.run = self._finish("smoke_run")
             if self.run.returncode != 0:
                 return
-            if "smoke_on_dask" in self.wanted:      # copied before anything else reads or rewrites the results
-                shutil.copytree(self.project, self.dask_copy, ignore=shutil.ignore_patterns("_build", "by_hand"))
+            for name in sorted(self.wanted & COPIES.keys()):   # copied before anything reads or rewrites the results
+                shutil.copytree(self.project, self.copies[COPIES[name]], ignore=shutil.ignore_patterns("_build", "by_hand"))
             for name in sorted(self.wanted):
-                self._start(name, [a.format(project=self.project, dask_copy=self.dask_copy) for a in FOLLOWERS[name]])
+                self._start(name, [a.format(project=self.project, **self.copies) for a in FOLLOWERS[name]])
         except Exception as exc:          # noqa: BLE001 — reported by the fixture that waits
             self.error = exc
 
@@ -276,6 +279,15 @@ def smoke_on_dask(request, smoke_run):
     import json
 
     return json.loads(_followed(request, "smoke_on_dask").stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def smoke_twice(request, smoke_run):
+    """The smoke data and baseline steps run again (forced) in a copy of the smoke run's project
+    (tests/smoke_followers.py): {"results", "forced"}."""
+    import json
+
+    return json.loads(_followed(request, "smoke_twice").stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture

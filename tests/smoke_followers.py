@@ -8,7 +8,9 @@
 - ``python tests/smoke_followers.py dask COPY``: a ``dask scheduler`` and two ``dask worker`` processes on
   127.0.0.1, and the smoke distillation step rerun through ``--scheduler tcp://...`` in COPY, a copy of the
   smoke run's project, on part of its grid (seed 0, alpha 0 and 0.5) (``tests/test_grid.py`` compares its
-  rows with the smoke run's).
+  rows with the smoke run's);
+- ``python tests/smoke_followers.py twice COPY``: the data and baseline steps run again (forced) in COPY, another
+  copy of the smoke run's project (``tests/test_pipeline.py`` compares what they wrote with the smoke run's).
 
 Each prints, as its last line, a JSON object of what the test needs to know, and exits non-zero on failure.
 """
@@ -105,8 +107,18 @@ def on_dask(copy: Path) -> dict:
     return {"address": address, "results": str(copy / "results" / "smoke")}
 
 
+def twice(copy: Path) -> dict:
+    env = {**os.environ, "LPIRC_ROOT": str(copy)}
+    env.pop("LPIRC_RESULTS_DIR", None)
+    r = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "data", "baseline",
+                        "--force", "data", "baseline"], cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        raise SystemExit(r.stdout[-2000:] + r.stderr[-2000:])
+    return {"results": str(copy / "results" / "smoke"), "forced": [l for l in r.stdout.splitlines() if "(forced)" in l]}
+
+
 if __name__ == "__main__":
     import conftest  # noqa: F401  (the tests' environment: legacy Keras, quiet TensorFlow, the fake CPU name)
 
     what, folder = sys.argv[1], Path(sys.argv[2])
-    print(json.dumps({"by_hand": by_hand, "dask": on_dask}[what](folder)))
+    print(json.dumps({"by_hand": by_hand, "dask": on_dask, "twice": twice}[what](folder)))

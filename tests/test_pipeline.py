@@ -6,6 +6,7 @@ import html as htmllib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -67,18 +68,16 @@ def test_clean_book_build_with_warnings_as_errors(smoke_book, smoke_run):
     assert "int8 PTQ" in chapter and "Traceback" not in chapter
 
 
-def test_same_profile_twice_gives_identical_data_and_metrics(smoke_alone):
-    """Determinism: rerunning data and baseline (forced) reproduces the arrays and the accuracies."""
-    dst, results, _ = smoke_alone
+def test_same_profile_twice_gives_identical_data_and_metrics(smoke_run, smoke_twice):
+    """Determinism: rerunning data and baseline (forced), in a copy of the smoke run's project made before
+    anything else touched it (tests/smoke_followers.py), reproduces the arrays and the accuracies."""
+    _, results, _ = smoke_run
     before_data = read_json(results / "data" / "dataset.json")["splits"]
     before = read_json(results / "baseline" / "metrics.json")
-    env = {**os.environ, "LPIRC_ROOT": str(dst)}
-    proc = subprocess.run([sys.executable, "-m", "lpirc", "run", "--profile", "smoke", "--only", "data", "baseline",
-                           "--force", "data", "baseline"], cwd=dst, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "(forced)" in proc.stdout
-    assert read_json(results / "data" / "dataset.json")["splits"] == before_data
-    after = read_json(results / "baseline" / "metrics.json")
+    again = Path(smoke_twice["results"])
+    assert len(smoke_twice["forced"]) == 2, smoke_twice["forced"]          # both steps ran, forced
+    assert read_json(again / "data" / "dataset.json")["splits"] == before_data
+    after = read_json(again / "baseline" / "metrics.json")
     for key in ("val_top1", "holdout_top1", "val_top5"):
         assert after["student"][key] == before["student"][key]
     for name in before["teachers"]:
