@@ -324,6 +324,14 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=_order)
 
 
+def pytest_configure(config):
+    """``-n`` (pytest-xdist) is for the quick tier: the slow tier's background runs belong to one session."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput") \
+            and config.option.markexpr.strip() != "not slow":
+        raise pytest.UsageError("-n (pytest-xdist) is for the quick tier: add -m 'not slow' (the slow tier starts "
+                                "its background runs once per session; make test runs it in one process)")
+
+
 def pytest_collection_finish(session):
     import tempfile
 
