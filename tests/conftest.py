@@ -148,7 +148,8 @@ def toy_copy(tmp_path):
 
 # What reads the finished smoke run and takes a minute or more starts in the background as soon as the
 # run has finished, beside the other tests (it used to run one after the other at the session's end),
-# when a selected test asks for its fixture: the command, with {project} and the copies ({dask_copy}, {twice_copy}) filled in.
+# when a selected test asks for its fixture: the command, with {project} and the copies ({dask_copy},
+# {twice_copy}) filled in.
 FOLLOWERS = {
     "smoke_book": ["-m", "lpirc", "book", "--profile", "smoke"],
     "smoke_by_hand": [str(ROOT / "tests" / "smoke_followers.py"), "by_hand", "{project}"],
@@ -162,9 +163,9 @@ COPIES = {"smoke_on_dask": "dask_copy", "smoke_twice": "twice_copy"}
 class SmokeRun:
     """The whole pipeline on the smoke profile in a throwaway project copy, then, when selected tests read
     them, its :data:`FOLLOWERS` (the book built from it with -W -n --keep-going, the distillation chapter by
-    hand, the distillation step on a Dask cluster, the data and baseline steps run again), side by side. Started in the background as soon as the
-    session has collected its tests (:func:`pytest_collection_finish`); the tests that read it run after
-    the others (:func:`pytest_collection_modifyitems`), which run meanwhile."""
+    hand, the distillation step on a Dask cluster, the data and baseline steps run again), side by side.
+    Started in the background as soon as the session has collected its tests (:func:`pytest_collection_finish`);
+    the tests that read it run after the others (:func:`pytest_collection_modifyitems`), which run meanwhile."""
 
     def __init__(self, folder: Path, followers):
         import threading
@@ -250,10 +251,13 @@ def smoke_run(request, tmp_path_factory):
     return job.project, job.results, proc
 
 
-def _followed(request, name: str) -> subprocess.CompletedProcess:
+def _followed(request, name: str) -> dict | None:
+    """A follower's last line of output, a JSON object (None for the book build), once it has succeeded."""
+    import json
+
     done = request.config.smoke.follower(name)
     assert done.returncode == 0, f"{name}: " + done.stdout[-3000:] + done.stderr[-3000:]
-    return done
+    return json.loads(done.stdout.strip().splitlines()[-1]) if name != "smoke_book" else None
 
 
 @pytest.fixture(scope="session")
@@ -267,27 +271,21 @@ def smoke_book(request, smoke_run):
 @pytest.fixture(scope="session")
 def smoke_by_hand(request, smoke_run):
     """The distillation chapter executed by hand on the smoke run (tests/smoke_followers.py): its output folder."""
-    import json
-
-    return Path(json.loads(_followed(request, "smoke_by_hand").stdout.strip().splitlines()[-1])["out"])
+    return Path(_followed(request, "smoke_by_hand")["out"])
 
 
 @pytest.fixture(scope="session")
 def smoke_on_dask(request, smoke_run):
     """The smoke distillation step rerun on part of its grid on a separate Dask cluster, in a copy of the
     smoke run's project (tests/smoke_followers.py): {"address", "results"}."""
-    import json
-
-    return json.loads(_followed(request, "smoke_on_dask").stdout.strip().splitlines()[-1])
+    return _followed(request, "smoke_on_dask")
 
 
 @pytest.fixture(scope="session")
 def smoke_twice(request, smoke_run):
     """The smoke data and baseline steps run again (forced) in a copy of the smoke run's project
     (tests/smoke_followers.py): {"results", "forced"}."""
-    import json
-
-    return json.loads(_followed(request, "smoke_twice").stdout.strip().splitlines()[-1])
+    return _followed(request, "smoke_twice")
 
 
 @pytest.fixture
@@ -328,8 +326,9 @@ def pytest_configure(config):
     """``-n`` (pytest-xdist) is for the quick tier: the slow tier's background runs belong to one session."""
     if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput") \
             and config.option.markexpr.strip() != "not slow":
-        raise pytest.UsageError("-n (pytest-xdist) is for the quick tier: add -m 'not slow' (the slow tier starts "
-                                "its background runs once per session; make test runs it in one process)")
+        raise pytest.UsageError("-n (pytest-xdist) is for the quick tier, selected by exactly -m 'not slow': add "
+                                "it, or drop -n (from PYTEST_ADDOPTS or PYTEST_ARGS too); the slow tier starts its "
+                                "background runs once per session, so make test runs in one process")
 
 
 def pytest_collection_finish(session):
@@ -356,7 +355,7 @@ def pytest_sessionfinish(session, exitstatus):
     smoke = getattr(session.config, "smoke", None)
     if smoke is not None:
         smoke.stop()
-        smoke._thread.join(timeout=60)          # it may still be copying the project for the Dask follower
+        smoke._thread.join(timeout=120)         # it may still be copying the project for a follower
     started = getattr(session.config, "imagenet_e2e", None)
     if started and started[0].poll() is None:
         import signal

@@ -1,6 +1,6 @@
 """The pipeline end to end on the smoke profile, in a throwaway copy of the project, then the book.
 
-One module-scoped run feeds several tests: results layout, run.json, caching, the clean -W build.
+One run per session feeds several tests: results layout, run.json, caching, the clean -W build.
 """
 import html as htmllib
 import os
