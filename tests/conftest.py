@@ -251,13 +251,17 @@ def smoke_run(request, tmp_path_factory):
     return job.project, job.results, proc
 
 
-def _followed(request, name: str) -> dict | None:
-    """A follower's last line of output, a JSON object (None for the book build), once it has succeeded."""
-    import json
-
+def _followed(request, name: str) -> subprocess.CompletedProcess:
     done = request.config.smoke.follower(name)
     assert done.returncode == 0, f"{name}: " + done.stdout[-3000:] + done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1]) if name != "smoke_book" else None
+    return done
+
+
+def _reported(request, name: str) -> dict:
+    """What a follower of tests/smoke_followers.py printed as its last line (a JSON object), once it succeeded."""
+    import json
+
+    return json.loads(_followed(request, name).stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")
@@ -271,21 +275,21 @@ def smoke_book(request, smoke_run):
 @pytest.fixture(scope="session")
 def smoke_by_hand(request, smoke_run):
     """The distillation chapter executed by hand on the smoke run (tests/smoke_followers.py): its output folder."""
-    return Path(_followed(request, "smoke_by_hand")["out"])
+    return Path(_reported(request, "smoke_by_hand")["out"])
 
 
 @pytest.fixture(scope="session")
 def smoke_on_dask(request, smoke_run):
     """The smoke distillation step rerun on part of its grid on a separate Dask cluster, in a copy of the
     smoke run's project (tests/smoke_followers.py): {"address", "results"}."""
-    return _followed(request, "smoke_on_dask")
+    return _reported(request, "smoke_on_dask")
 
 
 @pytest.fixture(scope="session")
 def smoke_twice(request, smoke_run):
     """The smoke data and baseline steps run again (forced) in a copy of the smoke run's project
     (tests/smoke_followers.py): {"results", "forced"}."""
-    return _followed(request, "smoke_twice")
+    return _reported(request, "smoke_twice")
 
 
 @pytest.fixture
